@@ -1,0 +1,129 @@
+"""The plugin contract: every hook a zoo plugin may implement.
+
+A plugin is a module registered under the entry-point group ``zoo``. It implements any of the
+hooks below with ``@zoo.hookimpl``; an implementation may accept any subset of a hook's
+arguments, so arguments can be added to a spec later without breaking plugins, never renamed
+or removed.
+
+Rules every implementation follows:
+
+- The plugin's entry module is imported by ``zoo list``. It must not import torch, timm or
+  anything heavy at top level. Code is named by ``"module:attribute"`` strings and imported
+  only when it is used.
+- Hooks return data; they never download, print or change global state.
+
+This module holds specs only; ``docs/plugins.md`` renders these docstrings for authors.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from zoo.cards import Card
+
+hookspec = pluggy.HookspecMarker("zoo")
+hookimpl = pluggy.HookimplMarker("zoo")
+
+
+# -- Catalog: called by `zoo list`; must not import torch -----------------------------------------
+
+
+@hookspec
+def zoo_cards() -> list[Path | str | dict[str, Any]]:
+    """Return the cards this plugin ships.
+
+    Called once per process when the catalog is first read. Each item is a path to a YAML file
+    (``papers:`` and ``models:`` sections, see ``docs/plugins.md``) or such a document already
+    parsed into a dict. First-party plugins keep their cards in the top-level ``registry.yaml``
+    instead and need not implement this hook.
+
+    :returns: a list of paths or parsed documents; an empty list if none.
+
+    .. versionadded:: 0.1
+    """
+
+
+# -- Models: called only when a model is built ----------------------------------------------------
+
+
+@hookspec
+def zoo_builders() -> dict[str, str]:
+    """Return this plugin's model builders, by the plugin-local name cards use in ``builder:``.
+
+    Each value is ``"module:callable"``. The callable is imported when a model is built and
+    called as ``fn(**kwargs)`` (e.g. ``num_classes=10``); it returns a ``torch.nn.Module`` with
+    random weights. It must not download or load weights: the core does that.
+
+    Called once per process, the first time a model is built or a plugin is checked.
+
+    :returns: ``{builder_name: "module:callable"}``.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec(firstresult=True)
+def zoo_convert_checkpoint(card: Card, state_dict: dict[str, Any]) -> dict[str, Any] | None:
+    """Map an official checkpoint of ``card`` onto the builder's state-dict keys.
+
+    Called after the core has read a checkpoint safely (``torch.load(weights_only=True)``),
+    removed its container (``state_dict``, ``model``, ``state_dict_ema``) and ``module.``
+    prefixes, and before the result is cached as safetensors. Stops at the first non-None result.
+
+    :param card: the card being loaded; answer only for cards whose ``plugin`` is yours.
+    :param state_dict: tensors as read from the file. Do not change it in place.
+    :returns: a new dict, or ``None`` if ``card`` is not yours or needs no conversion.
+        Converting an already converted dict must return it unchanged (idempotent).
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def zoo_patches() -> dict[str, str]:
+    """Return model patches this plugin offers, e.g. Token Merging as ``tome``.
+
+    Each value is ``"module:callable"``; the callable is called as ``fn(model, **options)``
+    (options parsed from ``--patch NAME:k=v,...``, values as strings or already typed), patches
+    the model and returns it. It raises ``zoo.errors.PatchError`` for a model it does not support.
+
+    :returns: ``{patch_name: "module:callable"}``.
+
+    .. versionadded:: 0.1
+    """
+
+
+# -- Evaluation: called by `zoo eval` -------------------------------------------------------------
+
+
+@hookspec
+def zoo_tasks() -> dict[str, str]:
+    """Return evaluation hooks by task name (the ``task:`` field of a card).
+
+    Each value is ``"module:callable"``. The callable is called as
+    ``fn(model, card, dataset, options)`` and returns a dict of metrics. The core registers
+    ``image-classification`` itself, through this same hook.
+
+    :returns: ``{task_name: "module:callable"}``.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def zoo_datasets() -> dict[str, str]:
+    """Return dataset adapters by the name users pass to ``--dataset``.
+
+    Each value is ``"module:callable"``; the callable is called as ``fn(root, **options)`` and
+    returns a dataset object (see ``docs/plugins.md``). The core registers the ImageNet family
+    and ``folder`` itself, through this same hook.
+
+    :returns: ``{dataset_name: "module:callable"}``.
+
+    .. versionadded:: 0.1
+    """

@@ -170,7 +170,8 @@ class _Entry:
 
 def _typename(types: type | tuple[type, ...]) -> str:
     types = types if isinstance(types, tuple) else (types,)
-    return " or ".join({int: "number", float: "number", str: "string", list: "list", dict: "mapping"}.get(t, t.__name__) for t in types)
+    names = {int: "number", float: "number", str: "string", list: "list", dict: "mapping"}
+    return " or ".join(dict.fromkeys(names.get(t, t.__name__) for t in types))
 
 
 _PAPER_FIELDS = {f.name for f in fields(Paper)} - {"key"}

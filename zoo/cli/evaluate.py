@@ -1,0 +1,175 @@
+"""Evaluation commands: ``eval``, ``results``, ``demo-data``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from zoo import render
+
+
+def _fmt(value: Any, digits: int = 2, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def summary_table(result: dict[str, Any]) -> str:
+    """The final table of ``zoo eval``: measured beside the paper's number."""
+    row = [result["model"], result["dataset"], _fmt(result["top1"]), _fmt(result["top5"]),
+           _fmt(result["reported_top1"]), _fmt(result["delta_top1"], signed=True), str(result["images"]),
+           _fmt(result["throughput_img_s"], 1)]
+    text = render.table([row], ["model", "dataset", "top-1", "top-5", "paper top-1", "delta", "images", "img/s"],
+                        align="llrrrrrr")
+    parts = result.get("parts")
+    if parts:
+        by_corruption: dict[str, dict[int, float | None]] = {}
+        for part in parts:
+            by_corruption.setdefault(part["corruption"], {})[part["severity"]] = part["top1"]
+        severities = sorted({p["severity"] for p in parts})
+        rows = []
+        for name, values in by_corruption.items():
+            scores = [v for v in values.values() if v is not None]
+            rows.append([name, *(_fmt(values.get(s)) for s in severities),
+                         _fmt(sum(scores) / len(scores) if scores else None)])
+        text += "\n\n" + render.table(rows, ["corruption", *(f"s{s}" for s in severities), "mean"],
+                                      align="l" + "r" * (len(severities) + 1))
+        text += f"\nmean top-1 over {len(parts)} corruption x severity sets: {_fmt(result['top1'])}"
+    pre = result.get("preprocess") or {}
+    if pre:
+        text += (f"\n{pre.get('profile')}: {pre['input_size'][1]}x{pre['input_size'][2]}, crop_pct {pre['crop_pct']}, "
+                 f"{pre['interpolation']}, {pre['crop_mode']}; {result.get('device')}, {result.get('precision')}, "
+                 f"batch {result.get('batch_size')}")
+    bad = result.get("bad_images") or []
+    if bad:
+        text += f"\nskipped {len(bad)} unreadable image(s), not scored: {', '.join(bad[:5])}" + (" ..." if len(bad) > 5 else "")
+    return text
+
+
+def _launch_args(params: dict[str, Any]) -> list[str]:
+    """The ``zoo eval`` command line each torchrun worker runs (the same options, minus --nproc)."""
+    args = ["eval", params["name"], "--dataset", params["dataset"]]
+    for key in ("data_dir", "device", "batch_size", "workers", "amp", "limit", "checkpoint", "patch",
+                "corruption", "severity"):
+        if params.get(key) is not None:
+            args += [f"--{key.replace('_', '-')}", str(params[key])]
+    flags = {"compile": "--compile", "no_pretrained": "--no-pretrained", "skip_bad_images": "--skip-bad-images",
+             "as_json": "--json"}
+    args += [flag for key, flag in flags.items() if params.get(key)]
+    args.append("--channels-last" if params.get("channels_last", True) else "--no-channels-last")
+    return args
+
+
+@click.command("eval", short_help="Evaluate a model on a dataset; the paper's number beside it.")
+@click.argument("name")
+@click.option("--dataset", required=True, help="imagenet, imagenet-v2, imagenet-real, imagenet-sketch, imagenet-a, "
+              "imagenet-r, imagenet-c, or folder:PATH.")
+@click.option("--data-dir", help="Where the dataset is (default: $ZOO_DATA_DIR/<dataset>).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--batch-size", type=int, default=128, show_default=True)
+@click.option("--workers", type=int, help="Decoding processes (default: min(8, CPUs)).")
+@click.option("--amp", type=click.Choice(["bf16", "fp16", "none"]), is_flag=False, flag_value="bf16",
+              help="Autocast precision (--amp alone: bf16). Default: bf16 on CUDA, fp32 on the CPU.")
+@click.option("--channels-last/--no-channels-last", default=True, show_default=True)
+@click.option("--compile", is_flag=True, help="torch.compile the model first.")
+@click.option("--limit", type=int, help="Only the first N images, in the dataset's fixed order.")
+@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False), help="Load this weights file.")
+@click.option("--no-pretrained", is_flag=True, help="Random weights (smoke tests).")
+@click.option("--patch", help="Model patch NAME[:k=v,...], e.g. tome:r=13.")
+@click.option("--corruption", help="imagenet-c: a corruption name, comma list, or all (default).")
+@click.option("--severity", help="imagenet-c: 1-5, comma list, or all (default).")
+@click.option("--skip-bad-images", is_flag=True, help="Score without unreadable images (listed) instead of failing.")
+@click.option("--nproc", type=int, help="Launch N processes with torchrun (one per GPU, or CPU shards).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def eval_command(name: str, dataset: str, data_dir: str | None, device: str, batch_size: int, workers: int | None,
+                 amp: str | None, channels_last: bool, compile: bool, limit: int | None, checkpoint: str | None,
+                 no_pretrained: bool, patch: str | None, corruption: str | None, severity: str | None,
+                 skip_bad_images: bool, nproc: int | None, as_json: bool) -> None:
+    """Evaluate NAME on a dataset: top-1/top-5, the paper's top-1 and the difference.
+
+    Every run is appended to results.jsonl in the zoo home (see `zoo results`).
+
+    \b
+    Example:
+      zoo eval fastervit-2 --dataset imagenet --data-dir /data/imagenet
+      zoo eval efficientmod-xxs --dataset imagenet-c --corruption fog --severity 3 --json
+      zoo eval efficientmod-xxs --dataset folder:./demo --no-pretrained --limit 32
+      zoo eval fastervit-2 --dataset imagenet --nproc 8
+    """
+    from zoo import distributed
+    from zoo.errors import UserError, ZooError
+
+    if nproc is not None and distributed.world_size() <= 1:
+        if nproc < 1:
+            raise click.UsageError(f"--nproc: expected a number of processes >= 1, got {nproc}")
+        params = click.get_current_context().params
+        sys.exit(distributed.launch(nproc, _launch_args(params)))
+
+    from zoo.evaluate import BadImages, evaluate
+
+    quiet = distributed.rank() != 0
+    try:
+        result = evaluate(name, dataset, data_dir=data_dir, pretrained=not no_pretrained, checkpoint=checkpoint,
+                          patch=patch, corruption=corruption, severity=severity, device=device,
+                          batch_size=batch_size, workers=workers, amp=amp, channels_last=channels_last,
+                          compile=compile, limit=limit, skip_bad_images=skip_bad_images,
+                          progress=False if as_json else None)
+    except BadImages as exc:
+        if not quiet:
+            click.echo(json.dumps(exc.result, indent=2) if as_json else summary_table(exc.result))
+        raise
+    except ZooError as exc:
+        if quiet:  # rank 0 reports it
+            sys.exit(2 if isinstance(exc, UserError) else 1)
+        raise
+    if quiet:
+        return
+    click.echo(json.dumps(result, indent=2) if as_json else summary_table(result))
+
+
+@click.command("results", short_help="Show recorded evaluation runs.")
+@click.option("--model", help="Only this model.")
+@click.option("--dataset", help="Only this dataset (e.g. imagenet).")
+@click.option("--json", "as_json", is_flag=True, help="Print the records as a JSON list.")
+def results_command(model: str | None, dataset: str | None, as_json: bool) -> None:
+    """Show the runs recorded in results.jsonl (zoo home), oldest first.
+
+    \b
+    Example:
+      zoo results --model efficientmod-xxs
+      zoo results --dataset imagenet --json
+    """
+    from zoo import results
+
+    records = results.read(model=model, dataset=dataset)
+    if as_json:
+        click.echo(json.dumps(records, indent=2))
+        return
+    rows = [[r.get("time", "-"), r.get("model"), r.get("dataset"), _fmt(r.get("top1")), _fmt(r.get("top5")),
+             _fmt(r.get("reported_top1")), _fmt(r.get("delta_top1"), signed=True), str(r.get("images")),
+             _fmt(r.get("throughput_img_s"), 1), r.get("device", "-"), r.get("precision", "-")] for r in records]
+    click.echo(render.table(rows, ["time", "model", "dataset", "top-1", "top-5", "paper", "delta", "images", "img/s",
+                                   "device", "precision"], align="lllrrrrrrll"))
+    click.echo(f"{len(records)} run(s) in {results.results_path()}", err=True)
+
+
+@click.command("demo-data", short_help="Write a small generated image folder (no download).")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--images", "n_images", type=click.IntRange(1), default=64, show_default=True)
+@click.option("--classes", "n_classes", type=click.IntRange(1, 1000), default=8, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def demo_data_command(directory: str, n_images: int, n_classes: int, seed: int) -> None:
+    """Write N generated JPEGs in WordNet-id class folders under DIRECTORY, for `zoo eval --dataset folder:DIR`.
+
+    \b
+    Example:
+      zoo demo-data /tmp/zoo-demo --images 32
+      zoo eval efficientmod-xxs --dataset folder:/tmp/zoo-demo --no-pretrained
+    """
+    from zoo.data.demo import make_demo_folder
+
+    path = make_demo_folder(directory, n_images=n_images, n_classes=n_classes, seed=seed)
+    click.echo(f"wrote {n_images} images in {n_classes} class folders under {path}")

@@ -21,6 +21,9 @@ LAZY_COMMANDS: dict[str, str] = {
     "list": "zoo.cli.catalog:list_command",
     "info": "zoo.cli.catalog:info_command",
     "plugins": "zoo.cli.catalog:plugins_command",
+    "eval": "zoo.cli.evaluate:eval_command",
+    "results": "zoo.cli.evaluate:results_command",
+    "demo-data": "zoo.cli.evaluate:demo_data_command",
 }
 
 

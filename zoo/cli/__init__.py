@@ -21,6 +21,8 @@ LAZY_COMMANDS: dict[str, str] = {
     "list": "zoo.cli.catalog:list_command",
     "info": "zoo.cli.catalog:info_command",
     "plugins": "zoo.cli.catalog:plugins_command",
+    "download": "zoo.cli.weights:download_command",
+    "cache": "zoo.cli.weights:cache_group",
     "eval": "zoo.cli.evaluate:eval_command",
     "results": "zoo.cli.evaluate:results_command",
     "demo-data": "zoo.cli.evaluate:demo_data_command",

@@ -1,0 +1,173 @@
+"""Weight commands: ``zoo download`` and the ``zoo cache`` group (ls, rm, path, export, import, add)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from zoo import api, render
+from zoo.errors import WeightsError
+
+
+@click.command("download", short_help="Fetch, verify and convert models' weights into the cache.")
+@click.argument("names", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Every card that has weights.")
+@click.option("--force", is_flag=True, help="Fetch again even if cached.")
+@click.option("--print-hashes", is_flag=True, help="Print the sha256 of each fetched file (to fill cards in).")
+def download_command(names: tuple[str, ...], all_: bool, force: bool, print_hashes: bool) -> None:
+    """Download the weights of NAMES (or --all), check their sha256, convert them to safetensors.
+
+    Offline (HF_HUB_OFFLINE=1 or ZOO_OFFLINE=1) it only checks the caches, opening no socket.
+
+    \b
+    Example:
+      zoo download deit-t fastervit-2
+      zoo download --all --print-hashes
+    """
+    from zoo import weights
+
+    if not names and not all_:
+        raise click.UsageError("name at least one model, or pass --all")
+    cat = api.catalog()
+    cards = [card for card in cat.select() if card.has_weights] if all_ else [api.get_card(n) for n in names]
+    failed = []
+    for card in cards:
+        if not card.has_weights:
+            failed.append(weights.no_weights_message(card))
+            click.echo(f"{card.name}: {weights.no_weights_message(card)}", err=True)
+            continue
+        try:
+            done = weights.ensure(card, force=force)
+        except WeightsError as exc:
+            if len(cards) == 1:
+                raise
+            failed.append(str(exc))
+            click.echo(f"error: {exc}", err=True)
+            continue
+        entry = done.entry
+        state = "downloaded" if done.fetched else "cached"
+        if print_hashes:
+            click.echo(f"{card.name}\t{entry.manifest.get('file')}\tsha256: {entry.sha256}\t{entry.source}")
+        else:
+            click.echo(f"{card.name}: {state} {entry.path} ({render.fmt(entry.path.stat().st_size / 1e6)} MB)")
+    if failed:
+        raise WeightsError(f"{len(failed)} of {len(cards)} model(s) failed; see the lines above")
+
+
+@click.group("cache", short_help="Inspect and move zoo's weight cache (ls, rm, path, export, import, add).")
+def cache_group() -> None:
+    """zoo's weight cache: converted safetensors files, keyed by model and source sha256.
+
+    \b
+    Example:
+      zoo cache ls
+      zoo cache export deit-t -o bundle.tar     # on a connected machine
+      zoo cache import bundle.tar               # on the air-gapped one
+    """
+
+
+@cache_group.command("ls", short_help="List cached weights.")
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def cache_ls_command(name: str | None, as_json: bool) -> None:
+    """List cached weights (of NAME only, if given).
+
+    \b
+    Example:
+      zoo cache ls --json
+    """
+    from zoo import cache
+
+    found = cache.entries(name)
+    if as_json:
+        click.echo(json.dumps([{"model": e.model, "path": str(e.path), "size": e.path.stat().st_size, **e.manifest}
+                               for e in found], indent=2))
+        return
+    rows = [[e.model, e.manifest.get("file"), render.fmt(e.path.stat().st_size / 1e6), e.sha256[:12], e.source]
+            for e in found]
+    click.echo(render.table(rows, ["model", "file", "MB", "sha256", "source"], align="llrll"))
+
+
+@cache_group.command("rm", short_help="Remove a model's cached weights.")
+@click.argument("names", nargs=-1, required=True)
+def cache_rm_command(names: tuple[str, ...]) -> None:
+    """Remove everything zoo caches for NAMES (the Hugging Face cache is left alone: `hf cache`).
+
+    \b
+    Example:
+      zoo cache rm deit-t
+    """
+    from zoo import cache
+
+    for name in names:
+        freed = cache.remove(name)
+        click.echo(f"{name}: removed {render.fmt(freed / 1e6)} MB" if freed else f"{name}: nothing cached")
+
+
+@cache_group.command("path", short_help="Print where the cache is.")
+@click.argument("name", required=False)
+def cache_path_command(name: str | None) -> None:
+    """Print the cache folder ($ZOO_HOME/weights), or NAME's folder in it.
+
+    \b
+    Example:
+      ls "$(zoo cache path deit-t)"
+    """
+    from zoo import cache
+
+    click.echo(str(cache.model_dir(name) if name else cache.weights_dir()))
+
+
+@cache_group.command("export", short_help="Bundle cached weights for an air-gapped machine.")
+@click.argument("names", nargs=-1, required=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Bundle (.tar).")
+def cache_export_command(names: tuple[str, ...], output: Path) -> None:
+    """Write the cached weights of NAMES, with their hashes, to one tar file.
+
+    \b
+    Example:
+      zoo download deit-t && zoo cache export deit-t -o bundle.tar
+    """
+    from zoo import cache
+
+    found = []
+    for name in names:
+        entry = cache.find(api.get_card(name))
+        if entry is None:
+            raise WeightsError(f"model {name!r} is not in the cache; run `zoo download {name}` first")
+        found.append(entry)
+    cache.export(found, output)
+    click.echo(f"wrote {output} ({len(found)} model(s), {render.fmt(output.stat().st_size / 1e6)} MB)")
+
+
+@cache_group.command("import", short_help="Unpack a bundle made by `zoo cache export`.")
+@click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def cache_import_command(bundle: Path) -> None:
+    """Import BUNDLE's weights into the cache, checking each file's sha256.
+
+    \b
+    Example:
+      zoo cache import bundle.tar
+    """
+    from zoo import cache
+
+    for entry in cache.import_bundle(bundle):
+        click.echo(f"{entry.model}: imported {entry.manifest.get('file')} (sha256 {entry.sha256[:12]})")
+
+
+@cache_group.command("add", short_help="Register a weights file downloaded by hand.")
+@click.argument("name")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def cache_add_command(name: str, file: Path) -> None:
+    """Check FILE against NAME's card (sha256 when the card has one), convert it, cache it.
+
+    \b
+    Example:
+      zoo cache add fastervit-2 ~/Downloads/fastervit_2_224_1k.pth.tar
+    """
+    from zoo import weights
+
+    entry = weights.add_file(api.get_card(name), file)
+    click.echo(f"{name}: added {entry.path} (source sha256 {entry.sha256})")

@@ -1,0 +1,227 @@
+"""Claims made checkable: bench, verify, plot, compare. Heavy imports happen inside the commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from zoo import api, render
+from zoo.errors import UserError
+
+
+def _fmt(value: Any, digits: int = 2, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}{unit}" if isinstance(value, float) else f"{value}{unit}"
+
+
+def _speed(spec: dict[str, Any] | None, unit: str) -> str:
+    if not spec:
+        return "-"
+    extra = ", ".join(str(v) for v in (spec.get("device"), spec.get("batch_size") and f"batch {spec['batch_size']}",
+                                         spec.get("precision")) if v)
+    return f"{spec['value']} {unit}" + (f" ({extra})" if extra else "")
+
+
+def bench_text(result: dict[str, Any]) -> str:
+    rep = result.get("reported") or {}
+    lat = result.get("latency_ms")
+    setup = [result["device"], f"batch {result['batch_size']}", result["amp"] or "fp32"]
+    setup += [s for s, on in (("channels-last", result["channels_last"]), ("compiled", result["compile"])) if on]
+    if result.get("patch"):
+        setup.append(f"patch {result['patch']}")
+    rows = [
+        ["params", f"{result['params_m']:.3f} M", _fmt(rep.get("params_m"), 2, " M")],
+        [f"MACs @{result['input_size'][1]}x{result['input_size'][2]}", f"{result['gmacs']:.3f} G",
+         _fmt(rep.get("gmacs"), 2, " G")],
+        ["throughput", _fmt(result["throughput_img_s"], 1, " img/s"), _speed(rep.get("throughput"), "img/s")],
+        ["latency b1", f"{lat['median']:.2f} ms (p90 {lat['p90']:.2f})" if lat else "-",
+         "; ".join(_speed(item, "ms") for item in rep.get("latency") or []) or "-"],
+        ["peak memory", _fmt(result["peak_memory_mb"], 0, " MiB"), "-"],
+        ["top-1", "-", _fmt(rep.get("top1"), 2, " %")],
+    ]
+    head = f"{result['model']}  on {', '.join(setup)}" + (f"   reported: {rep['source']}" if rep.get("source") else "")
+    return head + "\n" + render.table(rows, ["figure", "measured", "reported (paper's hardware)"])
+
+
+@click.command("bench", short_help="Measure params, MACs, throughput and latency beside the paper's figures.")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--device", help="cpu, cuda or cuda:N (default: cuda when available).")
+@click.option("--batch-size", "-b", type=int, default=128, show_default=True, help="Batch size of the throughput run.")
+@click.option("--amp", type=click.Choice(["bf16", "fp16"]), help="Autocast precision (default: fp32).")
+@click.option("--channels-last", is_flag=True, help="Run in channels_last memory format.")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the model first.")
+@click.option("--patch", help="Model patch to apply, e.g. 'tome:r=13'.")
+@click.option("--warmup", type=int, default=10, show_default=True, help="Untimed steps before each timed run.")
+@click.option("--repeats", type=int, default=40, show_default=True, help="Timed steps of the throughput run.")
+@click.option("--latency-repeats", type=int, help="Timed steps at batch 1 (default: max(repeats, 20)).")
+@click.option("--no-throughput", is_flag=True, help="Skip the throughput run.")
+@click.option("--no-latency", is_flag=True, help="Skip the batch-1 latency run.")
+@click.option("--threads", type=int, help="CPU threads (torch.set_num_threads).")
+@click.option("--no-record", is_flag=True, help="Do not append the result to $ZOO_HOME/bench.jsonl.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per model.")
+def bench_command(names, device, batch_size, amp, channels_last, compile_, patch, warmup, repeats,
+                  latency_repeats, no_throughput, no_latency, threads, no_record, as_json) -> None:
+    """Benchmark NAMES with random weights: params, MACs at the card's input size, throughput
+    (img/s), batch-1 latency (median and p90 ms) and peak GPU memory, each beside the card's
+    reported figure and the hardware the paper used.
+
+    \b
+    Example:
+      zoo bench deit-t --device cpu --batch-size 32 --repeats 10
+      zoo bench fastervit-2 --device cuda --amp bf16 --channels-last --json
+    """
+    from zoo import bench, plot
+
+    for name in names:  # unknown names fail before any timing
+        api.get_card(name)
+    results = []
+    for name in names:
+        result = bench.benchmark(
+            name, device=device, batch_size=batch_size, amp=amp, channels_last=channels_last, compile=compile_,
+            patch=patch, warmup=warmup, repeats=repeats, latency_repeats=latency_repeats,
+            throughput=not no_throughput, latency=not no_latency, threads=threads,
+        )
+        if not no_record:
+            plot.record_bench(result)
+        results.append(result)
+        if not as_json:
+            click.echo(bench_text(result) + ("\n" if name != names[-1] else ""))
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+    elif results and results[0].get("load_avg"):
+        click.echo(f"load average {results[0]['load_avg'][0]:.2f} on {results[0]['threads']} thread(s): "
+                   "timings on a busy machine are noisy", err=True)
+
+
+def _claim_row(model: str, c: dict[str, Any]) -> list[str]:
+    if c["status"] == "off" and c["diff_pct"] is not None:
+        status = f"off by {c['diff_pct']:+.1f}%"
+    else:
+        status = c["status"]
+    unit = f" {c['unit']}" if c["unit"] else ""
+    return [model, c["claim"], _fmt(c["reported"], 2, unit) if c["reported"] is not None else "-",
+            _fmt(c["measured"], 3, unit), status, c["tolerance"] or "-", c["note"]]
+
+
+@click.command("verify", short_help="Put every claim of the cards beside its measurement.")
+@click.argument("names", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Every card in the catalog.")
+@click.option("--speed", is_flag=True, help="Also time throughput/latency where the paper's hardware class matches.")
+@click.option("--strict", is_flag=True, help="Exit 1 when a measurable claim fails (off, or the build fails).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one report per card.")
+def verify_command(names, all_, speed, strict, as_json) -> None:
+    """For each card (NAMES, or --all), each reported claim beside its measurement: params and MACs
+    (built with random weights, no download), accuracy from the eval results file, throughput and
+    latency only on the paper's hardware class. Each claim holds, is off by X%, is explained by
+    the card's deviations, or is not measurable here (and why).
+
+    \b
+    Example:
+      zoo verify --all
+      zoo verify efficientmod-xxs deit-t --json --strict
+    """
+    from zoo import verify
+
+    if bool(names) == all_:
+        raise UserError("give model NAMES or --all (not both)" if names else "give model NAMES or --all")
+    reports = verify.verify(names, speed=speed)
+    if as_json:
+        click.echo(json.dumps(reports, indent=2))
+    else:
+        rows = [_claim_row(r["model"], c) for r in reports for c in r["claims"]]
+        click.echo(render.table(rows, ["model", "claim", "reported", "measured", "status", "tolerance", "note"]))
+        counts: dict[str, int] = {}
+        for r in reports:
+            for c in r["claims"]:
+                counts[c["status"]] = counts.get(c["status"], 0) + 1
+        click.echo(f"{len(reports)} card(s): " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())), err=True)
+    failed = verify.failures(reports)
+    if strict and failed:
+        click.echo(f"error: {len(failed)} claim(s) failed: {', '.join(failed)}", err=True)
+        sys.exit(1)
+
+
+@click.command("plot", short_help="Draw the accuracy trade-off scatter with its Pareto front.")
+@click.argument("names", nargs=-1)
+@click.option("--x", "x", type=click.Choice(["throughput", "latency", "gmacs", "params"]), default="gmacs",
+              show_default=True, help="Horizontal axis.")
+@click.option("--y", "y", type=click.Choice(["top1"]), default="top1", show_default=True, help="Vertical axis.")
+@click.option("--source", type=click.Choice(["reported", "measured"]), default="reported", show_default=True,
+              help="Papers' figures, or measurements (zoo bench / zoo eval records).")
+@click.option("--task", help="Only cards of this task.")
+@click.option("-o", "--output", required=True, help="Output file: .png, .svg or .pdf.")
+@click.option("--json", "as_json", is_flag=True, help="Also print the points and the front as JSON.")
+def plot_command(names, x, y, source, task, output, as_json) -> None:
+    """Scatter one labelled point per model (NAMES, or every card), grouped by paper, with the
+    Pareto front marked. Needs matplotlib: pip install 'zoo-core[plot]'.
+
+    \b
+    Example:
+      zoo plot --x gmacs --y top1 -o tradeoff.svg
+      zoo plot --x latency --source measured -o measured.png
+    """
+    from zoo import plot
+
+    out = plot.plot(output, x=x, y=y, source=source, task=task, names=list(names) or None)
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+    else:
+        click.echo(f"wrote {out['output']}: {len(out['points'])} point(s), Pareto front: {', '.join(out['front'])}")
+
+
+@click.command("compare", short_help="Show cards and measurements side by side.")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def compare_command(names, as_json) -> None:
+    """Side by side: paper, venue, license, input and preprocessing, reported claims, and what was
+    measured here (params and MACs now; latest zoo bench and zoo eval records).
+
+    \b
+    Example:
+      zoo compare efficientmod-xxs mobilenetv2-100 fasternet-t0
+    """
+    from zoo import plot, verify
+    from zoo.bench import static_counts
+    from zoo.errors import ZooError
+
+    cat = api.catalog()
+    cards = [api.get_card(n) for n in names]
+    results, bench = verify.load_results(), plot.load_bench()
+    columns = []
+    for card in cards:
+        paper, r = cat.paper_of(card), card.reported
+        try:
+            counts = static_counts(card.name)
+            params_m, gmacs = round(counts["params"] / 1e6, 3), round(counts["macs"] / 1e9, 3)
+        except ZooError as exc:
+            params_m = gmacs = None
+            note = str(exc)
+        else:
+            note = ""
+        b = bench.get(card.name, {})
+        ev = results.get((card.name, "imagenet"), {})
+        columns.append({
+            "model": card.name, "paper": paper.title, "venue": paper.venue, "license": cat.license_of(card),
+            "installed": cat.installed(card), "input": "x".join(map(str, card.input_size)),
+            "preprocess": f"{card.preprocess.interpolation}, crop {card.preprocess.crop_pct}",
+            "weights": card.weights[0].describe() if card.weights else None,
+            "reported params M": r.params_m if r else None, "measured params M": params_m,
+            "reported MACs G": r.gmacs if r else None, "measured MACs G": gmacs,
+            "reported top-1": r.top1() if r else None, "measured top-1": ev.get("top1"),
+            "reported throughput": _speed(dict(r.throughput) if r and r.throughput else None, "img/s"),
+            "measured throughput": (f"{b['throughput_img_s']} img/s ({b['device']}, batch {b['batch_size']})"
+                                    if b.get("throughput_img_s") else None),
+            "reported latency": "; ".join(_speed(dict(i), "ms") for i in r.latency) if r and r.latency else None,
+            "measured latency": (f"{b['latency_ms']['median']} ms ({b['device']})" if b.get("latency_ms") else None),
+            "note": note or None,
+        })
+    if as_json:
+        click.echo(json.dumps(columns, indent=2))
+        return
+    fields = [k for k in columns[0] if k != "model"]
+    rows = [[f] + [_fmt(c[f], 3) if isinstance(c[f], float) else render.fmt(c[f]) for c in columns] for f in fields]
+    click.echo(render.table(rows, [""] + [c["model"] for c in columns]))

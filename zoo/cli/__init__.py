@@ -26,6 +26,10 @@ LAZY_COMMANDS: dict[str, str] = {
     "eval": "zoo.cli.evaluate:eval_command",
     "results": "zoo.cli.evaluate:results_command",
     "demo-data": "zoo.cli.evaluate:demo_data_command",
+    "bench": "zoo.cli.claims:bench_command",
+    "verify": "zoo.cli.claims:verify_command",
+    "plot": "zoo.cli.claims:plot_command",
+    "compare": "zoo.cli.claims:compare_command",
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -49,7 +50,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     except pickle.UnpicklingError as exc:
         raise WeightsError(
             f"refusing to load {str(path)!r}: it holds pickled objects other than tensors, and zoo never "
-            f"runs pickled code (torch.load weights_only=True said: {_first_line(exc).removeprefix('Weights only load failed. ')})"
+            f"runs pickled code (torch.load weights_only=True: {_unpickling_reason(exc)})"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise WeightsError(f"cannot read checkpoint {str(path)!r}: {_first_line(exc)}") from None
@@ -142,6 +143,13 @@ def load_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], card: 
             more = f", ... (+{len(items) - SHOW})" if len(items) > SHOW else ""
             parts.append(f"{len(items)} {label}: {', '.join(items[:SHOW])}{more}")
     raise WeightsError(f"model {card.name!r}: weights {origin} do not fit the model: {'; '.join(parts)}")
+
+
+def _unpickling_reason(exc: BaseException) -> str:
+    """The line of torch's long message that names what was refused (e.g. ``GLOBAL builtins.open``)."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(exc).splitlines()]
+    named = [line for line in lines if "Unsupported" in line or "GLOBAL" in line]
+    return (named or [line for line in lines if line] or ["refused"])[0].split(" was not ")[0].rstrip(".")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,0 +1,37 @@
+"""Builders for ``timm-baselines``: each is ``timm.create_model(arch, pretrained=False, ...)``.
+
+The builder only builds; zoo's core fetches and loads the card's weights (timm's own safetensors,
+whose keys are the architecture's). ``builders.<arch>`` exists for every name in ``ARCHS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import torch.nn as nn
+
+from zoo_timm_baselines import ARCHS
+
+__all__ = ["build"]
+
+
+def build(arch: str, *, num_classes: int = 1000, **kwargs: Any) -> nn.Module:
+    """Build timm architecture ``arch`` with random weights (other kwargs go to timm)."""
+    import timm
+
+    return timm.create_model(arch, pretrained=False, num_classes=num_classes, **kwargs)
+
+
+def __getattr__(name: str) -> Callable[..., nn.Module]:
+    # one builder per architecture, resolved by zoo as "zoo_timm_baselines.builders:<arch>"
+    if name in ARCHS:
+        builder = partial(build, name)
+        builder.__doc__ = f"Build timm's {name!r} (keyword-only: num_classes=1000, **timm kwargs)."
+        return builder
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r} (not one of the plugin's ARCHS)")
+
+
+def __dir__() -> list[str]:
+    return sorted([*__all__, *ARCHS])

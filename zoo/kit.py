@@ -1,0 +1,211 @@
+"""The plugin conformance kit: what `zoo plugin check` runs and plugin authors call from their tests.
+
+Checks, each reported per card with one message naming the fault:
+
+- ``import-light``: importing the plugin's entry module imports neither torch nor timm;
+- ``loads``: the entry point imports and registers (hook signatures match the specs);
+- ``card``: every card of the plugin validates, and no name collides with an installed card;
+- ``builder``: every card's builder is offered by the plugin and builds on the CPU;
+- ``output``: the model maps a 1 x C x H x W input (the card's input size) to (1, num_classes);
+- ``params``: the parameter count equals the card's reported one to the table's precision, or the
+  card's ``deviations.params_m`` explains why not;
+- ``convert``: the plugin's checkpoint converter turns the model's own state dict, in the official
+  container (``{'state_dict': ..., 'epoch': ...}`` with ``module.`` prefixes), into keys that load with
+  ``strict=True``, and converting twice changes nothing.
+
+Models larger than ``max_forward_params`` are sized with :class:`zoo.lightbuild.light_build` and are
+not run; the report says so.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zoo import api
+from zoo.cards import Card
+from zoo.errors import UnknownPlugin, ZooError
+
+DEFAULT_MAX_FORWARD_PARAMS = 100_000_000
+
+
+@dataclass
+class Finding:
+    check: str  #: import-light, loads, card, builder, output, params, convert
+    subject: str  #: card name, or the plugin name for plugin-wide checks
+    ok: bool
+    message: str = ""
+
+
+@dataclass
+class Report:
+    plugin: str
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(f.ok for f in self.findings)
+
+    @property
+    def failures(self) -> list[Finding]:
+        return [f for f in self.findings if not f.ok]
+
+    def add(self, check: str, subject: str, ok: bool, message: str = "") -> None:
+        self.findings.append(Finding(check, subject, ok, message))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"plugin": self.plugin, "ok": self.ok, "findings": [asdict(f) for f in self.findings]}
+
+
+def plugin_name_from_path(path: Path) -> tuple[str, str]:
+    """``(entry-point name, module)`` declared by the pyproject.toml of a plugin's source folder."""
+    pyproject = path / "pyproject.toml"
+    try:
+        data = tomllib.loads(pyproject.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ZooError(f"{pyproject}: cannot read the plugin's pyproject.toml: {exc}") from None
+    eps = data.get("project", {}).get("entry-points", {}).get("zoo", {})
+    if len(eps) != 1:
+        raise ZooError(f"{pyproject}: expected one entry point in [project.entry-points.zoo], found {len(eps)}")
+    [(name, module)] = eps.items()
+    return name, module
+
+
+def _imports_heavy(module: str, extra_path: str | None) -> list[str]:
+    code = (
+        "import sys\n"
+        + (f"sys.path.insert(0, {extra_path!r})\n" if extra_path else "")
+        + f"import {module.split(':')[0]}\n"
+        "print(' '.join(m for m in ('torch', 'timm', 'torchvision') if m in sys.modules))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # what this process can import
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        raise ZooError(out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "import failed")
+    return out.stdout.split()
+
+
+def _precision(value: float) -> float:
+    """Half a unit of the last printed digit: 75.9 -> 0.05, 5.3 -> 0.05, 86 -> 0.5."""
+    text = repr(float(value)).rstrip("0").rstrip(".")
+    decimals = len(text.split(".")[1]) if "." in text else 0
+    return 0.5 * 10 ** (-decimals)
+
+
+def check_plugin(
+    name_or_path: str | Path, *, max_forward_params: int = DEFAULT_MAX_FORWARD_PARAMS
+) -> Report:
+    """Run every conformance check on an installed plugin (by name) or a plugin source folder."""
+    path = Path(name_or_path)
+    extra_path = None
+    if path.is_dir():
+        name, module = plugin_name_from_path(path)
+        extra_path = str(path.resolve())
+        if extra_path not in sys.path:  # a source folder that is not installed: import it from there
+            sys.path.insert(0, extra_path)
+            api.reset()
+    else:
+        name, module = str(name_or_path), ""
+    catalog = api.catalog()
+    status = catalog.plugin_status(name)
+    if status is None:
+        raise UnknownPlugin(name, [s.name for s in catalog.plugins])
+    report = Report(plugin=name)
+    module = module or status.module
+    try:
+        heavy = _imports_heavy(module, extra_path)
+        report.add("import-light", name, not heavy, f"importing {module} imports {', '.join(heavy)}" if heavy else "")
+    except ZooError as exc:
+        report.add("import-light", name, False, f"importing {module} fails: {exc}")
+    report.add("loads", name, status.ok, status.error or "")
+    if not status.ok:
+        return report
+    for error in catalog.errors:  # card errors and collisions in this plugin's card files
+        text = str(error)
+        if f"<{name} cards>" in text or (status.module.split(":")[0].split(".")[0] in text):
+            entry = getattr(error, "entry", "") or name
+            report.add("card", entry, False, text)
+    cards = [card for card in catalog.cards.values() if card.plugin == name]
+    if not cards:
+        report.add("card", name, False, "the plugin has no cards (ship them with the zoo_cards hook)")
+    for card in cards:
+        report.add("card", card.name, True)
+        _check_card(report, card, max_forward_params)
+    return report
+
+
+def _check_card(report: Report, card: Card, max_forward_params: int) -> None:
+    import torch
+
+    from zoo.lightbuild import count_params, light_build
+
+    try:
+        builder = api.get_builder(card)
+    except ZooError as exc:
+        report.add("builder", card.name, False, str(exc))
+        return
+    try:
+        with light_build():
+            sized = builder(num_classes=card.num_classes)
+        n_params = count_params(sized)
+        del sized
+    except Exception as exc:  # a plugin's builder is third-party code: report, never crash
+        report.add("builder", card.name, False, f"builder {card.builder!r} raised {type(exc).__name__}: {exc}")
+        return
+    report.add("builder", card.name, True)
+    _check_params(report, card, n_params)
+    if n_params > max_forward_params:
+        report.add("output", card.name, True, f"not run: {n_params / 1e6:.0f} M params > --max-forward-params")
+        return
+    try:
+        torch.manual_seed(0)
+        model = builder(num_classes=card.num_classes).eval()
+        with torch.inference_mode():
+            out = model(torch.randn(1, *card.input_size))
+    except Exception as exc:
+        report.add("output", card.name, False, f"forward on 1x{'x'.join(map(str, card.input_size))} raised {type(exc).__name__}: {exc}")
+        return
+    shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    report.add("output", card.name, shape == (1, card.num_classes),
+               "" if shape == (1, card.num_classes) else f"output shape {shape}, expected (1, {card.num_classes})")
+    _check_convert(report, card, model)
+
+
+def _check_params(report: Report, card: Card, n_params: int) -> None:
+    reported = card.reported.params_m if card.reported else None
+    if reported is None:
+        report.add("params", card.name, True, f"{n_params / 1e6:.2f} M (the card reports none)")
+        return
+    measured = n_params / 1e6
+    tolerance = _precision(reported) + 1e-9
+    if abs(measured - reported) <= tolerance:
+        report.add("params", card.name, True, f"{measured:.4g} M = reported {reported} M")
+    elif "params_m" in card.deviations:
+        report.add("params", card.name, True, f"{measured:.4g} M vs reported {reported} M, explained: {card.deviations['params_m']}")
+    else:
+        report.add("params", card.name, False,
+                   f"builds {measured:.4g} M params, card reports {reported} M (± {tolerance:.2g}); "
+                   "fix the builder or explain it in the card's deviations.params_m")
+
+
+def _check_convert(report: Report, card: Card, model: Any) -> None:
+    from zoo import checkpoint
+
+    own = model.state_dict()
+    official = {"state_dict": {f"module.{key}": value for key, value in own.items()}, "epoch": 300}
+    try:
+        converted = checkpoint.convert(card, checkpoint.unwrap(official))
+        again = checkpoint.convert(card, dict(converted))
+        checkpoint.load_strict(model, converted, card, origin="(the model's own state dict, official container)")
+    except ZooError as exc:
+        report.add("convert", card.name, False, str(exc))
+        return
+    if set(again) != set(converted):
+        report.add("convert", card.name, False, "converting twice changes the keys (the converter is not idempotent)")
+        return
+    report.add("convert", card.name, True)

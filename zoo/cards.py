@@ -47,7 +47,7 @@ class Paper:
     code: str | None = None  # official repository URL
     license: str | None = None  # license of the official code/weights
     deck: str | None = None  # which seed round-up surveys it: "iclr2023" or "iclr2024"
-    notes: str | None = None
+    notes: str | None = None  # anything a user should know about the paper
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,8 +56,8 @@ class Preprocess:
     interpolation: str = "bicubic"  # one of INTERPOLATIONS
     crop_pct: float = 0.875  # resize short side to floor(size / crop_pct), then center-crop
     crop_mode: str = "center"  # one of CROP_MODES
-    mean: tuple[float, float, float] = MEAN_STD_PRESETS["imagenet"][0]
-    std: tuple[float, float, float] = MEAN_STD_PRESETS["imagenet"][1]
+    mean: tuple[float, float, float] = MEAN_STD_PRESETS["imagenet"][0]  # 3 numbers or a preset name
+    std: tuple[float, float, float] = MEAN_STD_PRESETS["imagenet"][1]  # 3 numbers or a preset name
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,7 +99,7 @@ class Reported:
     throughput: Mapping[str, Any] | None = None  # {value, unit, device, batch_size, precision}
     latency: tuple[Mapping[str, Any], ...] = ()  # [{value (ms), device, batch_size}]
     metrics: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # {dataset: {top1, ...}}
-    notes: str | None = None
+    notes: str | None = None  # e.g. "distilled", "paper counts FLOPs as 2 x MACs"
 
     def top1(self, dataset: str = "imagenet") -> float | None:
         value = self.metrics.get(dataset, {}).get("top1")
@@ -113,16 +113,16 @@ class Card:
     task: str  # "image-classification", ...
     plugin: str  # entry-point name of the plugin that builds it
     builder: str  # plugin-local builder name
-    input_size: tuple[int, int, int] = (3, 224, 224)
-    num_classes: int = 1000
-    preprocess: Preprocess = field(default_factory=Preprocess)
+    input_size: tuple[int, int, int] = (3, 224, 224)  # [C, H, W] the weights were evaluated at
+    num_classes: int = 1000  # outputs of the classifier the weights carry
+    preprocess: Preprocess = field(default_factory=Preprocess)  # see `preprocess:` below
     weights: tuple[WeightSource, ...] = ()  # tried in order
     weights_note: str | None = None  # e.g. why there are none
     patch: str | None = None  # model patch applied at build time, "tome:r=13"
     license: str | None = None  # overrides the paper's license for these weights
-    reported: Reported | None = None
+    reported: Reported | None = None  # the paper's claims, see `reported:` below
     deviations: Mapping[str, str] = field(default_factory=dict)  # claim -> why the code differs
-    notes: str | None = None
+    notes: str | None = None  # e.g. how these weights differ from the paper's row
     source: str = ""  # file the card came from (set by the loader)
 
     @property

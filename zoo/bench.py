@@ -161,7 +161,7 @@ def device_name(device: torch.device) -> str:
 
 
 _GPU_RE = re.compile(r"\b(A100|A10G?|A30|A40|A6000|H100|H200|H20|L4|L40S?|T4|V100|P100|K80|TITAN ?\w+|"
-                     r"(?:RTX ?)?\d{4}(?: ?Ti)?|Jetson ?\w+|MI\d+\w*)\b", re.IGNORECASE)
+                     r"(?:RTX|GTX) ?\d{4}(?: ?Ti)?|Jetson ?\w+|MI\d+\w*)\b", re.IGNORECASE)
 
 
 def hardware_class(name: str) -> str:
@@ -171,14 +171,16 @@ def hardware_class(name: str) -> str:
         return text.lower()
     match = _GPU_RE.search(text)
     if match:
-        return re.sub(r"\s+", " ", match.group(1).upper().replace("RTX", "RTX ")).strip()
-    return re.sub(r"\s*\(\d+ threads\)$", "", text).lower()
+        gpu = re.sub(r"^(RTX|GTX) ?", r"\1 ", match.group(1).upper())
+        return re.sub(r"\s+", " ", gpu).strip()
+    text = re.sub(r"\((r|tm)\)|\bcpu\b|@.*$|\(\d+ threads\)", " ", text.lower())
+    return re.sub(r"\s+", " ", text).strip()
 
 
 def same_hardware(reported_device: str, measured_device: str) -> bool:
     """True only when the paper's hardware and ours are the same class (GPU model, or CPU model)."""
     a, b = hardware_class(reported_device), hardware_class(measured_device)
-    if a in ("cpu", "gpu", "cuda"):  # the paper did not say which one: not comparable
+    if a in ("cpu", "gpu", "cuda") or not any(ch.isdigit() for ch in a):  # no model named: not comparable
         return False
     return a == b or (len(a) > 3 and a in b.lower()) or (len(b) > 3 and b in a.lower())
 
@@ -335,9 +337,9 @@ def benchmark(
         "model": card.name,
         "paper": card.paper,
         "params": counts["params"],
-        "params_m": round(counts["params"] / 1e6, 3),
+        "params_m": counts["params"] / 1e6,
         "macs": counts["macs"],
-        "gmacs": round(counts["macs"] / 1e9, 3),
+        "gmacs": counts["macs"] / 1e9,
         "input_size": list(card.input_size),
         "device": device_name(dev),
         "device_type": dev.type,

@@ -286,10 +286,11 @@ class EfficientMod(nn.Module):
 # -- checkpoint conversion ------------------------------------------------------------------------
 
 # Containers of a checkpoint written by the official train.py (timm's CheckpointSaver): the raw
-# weights under 'state_dict', the EMA copy under 'state_dict_ema', plus epoch/arch/optimizer/
-# args/amp_scaler/metric. The official validate.py loads 'state_dict' unless --use-ema is given,
-# so that is the one preferred here.
-_CONTAINERS = ("state_dict", "model", "state_dict_ema")
+# weights under 'state_dict', the EMA copy under 'state_dict_ema' (README recipe: --model-ema),
+# plus epoch/arch/optimizer/args/amp_scaler/metric. train.py logs and picks the best checkpoint by
+# the EMA's top-1 (`eval_metrics = ema_eval_metrics`), so the EMA weights come first, the order the
+# zoo core unwraps in as well. (validate.py would evaluate 'state_dict' unless given --use-ema.)
+_CONTAINERS = ("state_dict_ema", "state_dict", "model")
 
 
 def convert_official(state_dict: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,21 @@
+"""Make the plugin importable when it is not pip-installed (running the suite from a checkout)."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+if importlib.util.find_spec("zoo_efficientmod") is None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Run these small CPU forwards on one thread: on a loaded 2-core machine, intra-op threads
+    spin against each other (measured here: 64 s instead of 0.45 s for one forward)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -237,7 +237,8 @@ class EfficientMod(nn.Module):
         self.patch_embed = PatchEmbed(in_chans, embed_dims[0], 7, 4, 3)
 
         n_blocks = [d + a for d, a in zip(depths, attn_depths, strict=True)]
-        rates = torch.linspace(0, drop_path_rate, sum(n_blocks)).tolist()
+        total = sum(n_blocks)  # stochastic depth grows linearly over all blocks (python floats, so
+        rates = [drop_path_rate * i / max(total - 1, 1) for i in range(total)]  # meta builds work)
         self.layers = nn.ModuleList()
         for i, (dim, depth) in enumerate(zip(embed_dims, depths, strict=True)):
             start = sum(n_blocks[:i])

@@ -38,6 +38,7 @@ class EvalOptions:
     amp: str | None = None  #: bf16 | fp16 | none; None: bf16 on CUDA, none on CPU
     channels_last: bool = True
     compile: bool = False
+    threads: int | None = None  #: CPU only: torch intra-op threads; None: the cores the workers leave free
     limit: int | None = None  #: first N samples in the fixed order (per part for ImageNet-C)
     skip_bad_images: bool = False
     progress: bool | None = None  #: None: when stderr is a terminal
@@ -124,6 +125,9 @@ def _score(evalset: EvalSet, model: nn.Module, pre: EvalPreprocess, opts: EvalOp
     counts = torch.zeros(4, dtype=torch.float64, device=device)  # top1 hits, top5 hits, scored, decoded
     bad: list[int] = []
     preds: dict[int, list[int]] = {}
+    threads_before = torch.get_num_threads()
+    if device.type == "cpu":  # decoding workers and intra-op threads share the cores: don't oversubscribe
+        torch.set_num_threads(opts.threads or max(1, distributed.cpu_count() - workers))
     show = opts.progress if opts.progress is not None else sys.stderr.isatty()
     progress = Progress(evalset.name, len(evalset), bool(show) and rank == 0)
     start = time.perf_counter()
@@ -161,6 +165,7 @@ def _score(evalset: EvalSet, model: nn.Module, pre: EvalPreprocess, opts: EvalOp
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     elapsed = time.perf_counter() - start
+    torch.set_num_threads(threads_before)
     progress.close()
     counts = distributed.all_sum(counts)
     elapsed = distributed.all_max(elapsed)

@@ -270,6 +270,19 @@ def test_official_wrapper_converts_and_loads_strictly_and_a_missing_key_is_named
         zoo.create_model("m", checkpoint=tmp_path / "broken.pth")
 
 
+def test_training_checkpoint_with_argparse_namespace_loads(env, tmp_path):
+    """Full training checkpoints (timm/EfficientMod train.py) carry their argparse args; those load, nothing else."""
+    import argparse
+
+    env.cards(m={"weights": [{"url": "https://example.invalid/w.pth"}]})
+    _, ours = official_checkpoint()
+    renamed = {f"module.backbone.{k}" if not k.startswith("head.") else f"module.{k}": v for k, v in ours.items()}
+    buf = io.BytesIO()
+    torch.save({"state_dict": renamed, "args": argparse.Namespace(lr=1e-3, model="tiny"), "epoch": 299}, buf)
+    (tmp_path / "train.pth.tar").write_bytes(buf.getvalue())
+    assert_loaded(zoo.create_model("m", checkpoint=tmp_path / "train.pth.tar"), ours)
+
+
 def test_safetensors_checkpoint_and_mismatch_report(env, tmp_path):
     from safetensors.torch import save_file
 

@@ -6,6 +6,7 @@ only, which refuses any object that is not a tensor, a container or a primitive.
 
 from __future__ import annotations
 
+import argparse
 import os
 import pickle
 import re
@@ -46,7 +47,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     import torch
 
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        # training scripts (timm's train.py, EfficientMod's) save their argparse.Namespace beside the
+        # weights; rebuilding a Namespace only sets attributes, so it is allowed, and nothing else is
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise WeightsError(
             f"refusing to load {str(path)!r}: it holds pickled objects other than tensors, and zoo never "

@@ -123,7 +123,7 @@ def test_bad_input_is_one_line_exit_2(evalt, demo, tmp_path, monkeypatch):
     _one_line_exit2(_invoke(["eval", "evt-resnet", "--dataset", "imagenet-v2", "--data-dir", str(wrong), "--no-pretrained"]),
                     "expected 1000 class folders named 0..999", "found 0 numeric of 3")
     _one_line_exit2(_invoke(["eval", "evt-detector", "--dataset", f"folder:{demo}", "--no-pretrained"]),
-                    "'object-detection' card", "image-classification")
+                    "has task 'object-detection'", "image-classification")
     _one_line_exit2(_invoke(["eval", "evt-resnet", "--dataset", f"folder:{demo}", "--no-pretrained", "--limit", "-1"]),
                     "--limit", "-1")
     assert not results.read()  # nothing was recorded
@@ -203,3 +203,24 @@ def test_two_gloo_processes_equal_one(evalt, tmp_path):
     assert two["world_size"] == 2 and one["world_size"] == 1 and two["device"] == "cpu x2"
     assert (two["images"], two["top1"], two["top5"]) == (one["images"], one["top1"], one["top5"]) and one["images"] == 13
     assert len(results.read()) == 2  # one record per run: rank 1 wrote nothing
+
+
+def test_imagenet_c_table_per_corruption_and_mean(evalt, tmp_path):
+    from zoo.data.synsets import imagenet_wnids
+
+    for corruption in ("fog", "snow"):
+        part = tmp_path / corruption / "2"
+        for wnid in imagenet_wnids():
+            (part / wnid).mkdir(parents=True)
+        make_demo_folder(part, n_images=3, n_classes=2, seed=len(corruption))
+    out = _invoke(["eval", "evt-resnet", "--dataset", "imagenet-c", "--data-dir", str(tmp_path), "--corruption", "fog,snow",
+                   "--severity", "2", "--no-pretrained", "--workers", "0", "--json"])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.output)
+    assert [(p["corruption"], p["severity"], p["images"]) for p in data["parts"]] == [("fog", 2, 3), ("snow", 2, 3)]
+    assert data["top1"] == pytest.approx(sum(p["top1"] for p in data["parts"]) / 2, abs=1e-4) and data["images"] == 6
+    assert data["reported_top1"] is None  # a subset of ImageNet-C is not the paper's number
+    from zoo.cli.evaluate import summary_table
+
+    table = summary_table(data)
+    assert "corruption" in table and "s2" in table and "fog" in table and "mean top-1 over 2" in table

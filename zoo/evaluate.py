@@ -114,7 +114,7 @@ def evaluate(
         raise UserError(f"--limit: expected a number of images >= 0, got {limit!r}")
     tasks = api.hook_entries("zoo_tasks")
     if card.task not in tasks:
-        raise UserError(f"model {name!r} is a {card.task!r} card and no installed plugin evaluates that task "
+        raise UserError(f"model {name!r} has task {card.task!r} and no installed plugin evaluates that task "
                         f"(tasks with an eval hook: {', '.join(sorted(tasks)) or 'none'})")
     ds_name, _, ds_arg = dataset.partition(":")
     adapters = api.hook_entries("zoo_datasets")
@@ -132,7 +132,7 @@ def evaluate(
         raise DataError(f"{dataset}: no images found in {root}")
     ds_task = getattr(evalset, "task", card.task)
     if ds_task != card.task:
-        raise UserError(f"dataset {ds_name!r} is for {ds_task}; model {name!r} is a {card.task!r} card")
+        raise UserError(f"dataset {ds_name!r} is for {ds_task}; model {name!r} has task {card.task!r}")
     evalset = evalset.limited(limit)
 
     task_plugin, task_ref = tasks[card.task]
@@ -178,7 +178,7 @@ def evaluate(
         entry.update({
             "checkpoint_sha256": _weights_sha256(card, pretrained, checkpoint),
             "versions": _versions(),
-            "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         })
         results.append(entry)
     return result

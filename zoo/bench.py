@@ -66,27 +66,54 @@ def count_macs(model: nn.Module, input_size: tuple[int, int, int], batch_size: i
     return int(counter.get_total_flops()) // 2
 
 
+@contextlib.contextmanager
+def params_on_meta() -> Iterator[None]:
+    """Build modules on the CPU but put each parameter on the meta device as it is registered.
+
+    Plain tensors made during construction (a drop-path schedule read with ``.item()``, position
+    indices) stay real, so builders that fail under ``torch.device("meta")`` still build, while
+    weights are never allocated or initialised (a 1.4 B-parameter FasterViT builds in a second).
+    """
+    from torch import nn
+
+    original = nn.Module.register_parameter
+
+    def register(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
+        if param is not None and param.device.type != "meta":
+            param = nn.Parameter(param.detach().to("meta"), requires_grad=param.requires_grad)
+        original(module, name, param)
+
+    nn.Module.register_parameter = register  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        nn.Module.register_parameter = original  # type: ignore[method-assign]
+
+
 def static_counts(name: str, patch: str | None = None, *, meta: bool = True) -> dict[str, Any]:
     """Params and MACs of card ``name`` at its input size, without weights and without timing.
 
-    With ``meta=True`` the model is built and run on the meta device when it can be; a model
-    whose construction or forward needs real values (``.item()``, data-dependent shapes) falls
-    back to a CPU build and forward. ``counted_on`` says which was used.
+    With ``meta=True`` the model is built and run on the meta device when it can be; a model whose
+    construction needs real values (``.item()`` on a drop-path schedule) is built with only its
+    parameters on meta (:func:`params_on_meta`); one whose forward needs real values
+    (data-dependent shapes) is counted on the CPU. ``counted_on`` says which was used.
     """
     import torch
 
     card = api.get_card(name)
-    attempts = ["meta", "cpu->meta", "cpu"] if meta else ["cpu"]
+    attempts = ["meta", "params-on-meta", "cpu"] if meta else ["cpu"]
     last: Exception | None = None
     for how in attempts:
         try:
             if how == "meta":
                 with torch.device("meta"):
                     model = api.create_model(name, patch=patch)
+            elif how == "params-on-meta":
+                with params_on_meta():
+                    model = api.create_model(name, patch=patch)
+                model = model.to("meta")
             else:
                 model = api.create_model(name, patch=patch)
-                if how == "cpu->meta":
-                    model = model.to("meta")
             params = count_params(model)
             macs = count_macs(model, card.input_size)
         except (RuntimeError, NotImplementedError, TypeError, ValueError, IndexError) as exc:

@@ -27,10 +27,12 @@ def local_rank() -> int:
 
 
 def cpu_count() -> int:
+    """The cores this process may use: its share when torchrun starts several on this machine."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
 
 
 def _active() -> bool:
@@ -61,8 +63,7 @@ def finish(started: bool) -> None:
     if started:
         import torch.distributed as dist
 
-        dist.barrier()
-        dist.destroy_process_group()
+        dist.destroy_process_group()  # no barrier: the reductions already synchronised, and a failed rank must not hang
 
 
 def all_sum(tensor: Any) -> Any:
@@ -102,5 +103,5 @@ def launch(nproc: int, args: Sequence[str]) -> int:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
            "-m", "zoo", *args]
     env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", str(max(1, cpu_count() // nproc)))
+    env.setdefault("OMP_NUM_THREADS", str(max(1, cpu_count() // nproc)))  # torchrun's own default is 1
     return subprocess.call(cmd, env=env)

@@ -118,8 +118,9 @@ def eval_command(name: str, dataset: str, data_dir: str | None, device: str, bat
                           compile=compile, limit=limit, skip_bad_images=skip_bad_images,
                           progress=False if as_json else None)
     except BadImages as exc:
-        if not quiet:
-            click.echo(json.dumps(exc.result, indent=2) if as_json else summary_table(exc.result))
+        if quiet:
+            sys.exit(1)
+        click.echo(json.dumps(exc.result, indent=2) if as_json else summary_table(exc.result))
         raise
     except ZooError as exc:
         if quiet:  # rank 0 reports it

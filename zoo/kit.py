@@ -90,11 +90,19 @@ def _imports_heavy(module: str, extra_path: str | None) -> list[str]:
     return out.stdout.split()
 
 
-def _precision(value: float) -> float:
-    """Half a unit of the last printed digit: 75.9 -> 0.05, 5.3 -> 0.05, 86 -> 0.5."""
+def _decimals(value: float) -> int:
     text = repr(float(value)).rstrip("0").rstrip(".")
-    decimals = len(text.split(".")[1]) if "." in text else 0
-    return 0.5 * 10 ** (-decimals)
+    return len(text.split(".")[1]) if "." in text else 0
+
+
+def params_hold(measured_m: float, reported_m: float) -> bool:
+    """Does a measured count match a table's figure at the table's precision?
+
+    Papers print counts rounded (75.92 -> 75.9) or truncated (7.885 -> 7.8, 86.57 -> 86), so both hold.
+    """
+    unit = 10.0 ** -_decimals(reported_m)
+    diff = measured_m - reported_m
+    return abs(diff) <= unit / 2 + 1e-9 or 0 <= diff < unit
 
 
 def check_plugin(
@@ -182,14 +190,13 @@ def _check_params(report: Report, card: Card, n_params: int) -> None:
         report.add("params", card.name, True, f"{n_params / 1e6:.2f} M (the card reports none)")
         return
     measured = n_params / 1e6
-    tolerance = _precision(reported) + 1e-9
-    if abs(measured - reported) <= tolerance:
+    if params_hold(measured, reported):
         report.add("params", card.name, True, f"{measured:.4g} M = reported {reported} M")
     elif "params_m" in card.deviations:
         report.add("params", card.name, True, f"{measured:.4g} M vs reported {reported} M, explained: {card.deviations['params_m']}")
     else:
         report.add("params", card.name, False,
-                   f"builds {measured:.4g} M params, card reports {reported} M (± {tolerance:.2g}); "
+                   f"builds {measured:.4g} M params, card reports {reported} M (neither rounded nor truncated); "
                    "fix the builder or explain it in the card's deviations.params_m")
 
 

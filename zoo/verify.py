@@ -59,10 +59,10 @@ class Claim:
 
 def decimals(value: float) -> int:
     """Digits after the point as the table printed them (``75.9`` -> 1, ``86.0`` -> 0)."""
-    text = repr(float(value))
-    if "e" in text or text.endswith(".0"):
-        return 0
-    return len(text.split(".", 1)[1])
+    from decimal import Decimal
+
+    exponent = Decimal(repr(float(value))).normalize().as_tuple().exponent
+    return max(0, -int(exponent))
 
 
 def within_precision(measured: float, reported: float) -> bool:
@@ -70,6 +70,11 @@ def within_precision(measured: float, reported: float) -> bool:
     (papers do both: Twins-L's 99.27 M is printed 99.2, ConvNeXt-T's 28.59 M is printed 28)."""
     unit = 10.0 ** -decimals(reported)
     return reported - unit / 2 - 1e-9 <= measured < reported + unit + 1e-9
+
+
+def _sig(value: float) -> float:
+    """Six significant digits: enough for tiny test nets and for 1,360 M-parameter models alike."""
+    return float(f"{value:.6g}")
 
 
 def _pct(measured: float, reported: float) -> float | None:
@@ -99,9 +104,9 @@ def check_params(card: Card, params: int) -> Claim:
     measured = params / 1e6
     reported = card.reported.params_m if card.reported else None
     if reported is None:
-        return Claim("params_m", None, round(measured, 3), "M", "unreported")
+        return Claim("params_m", None, _sig(measured), "M", "unreported")
     unit = 10.0 ** -decimals(reported)
-    claim = Claim("params_m", reported, round(measured, 3), "M", "", f"table precision ({unit:g} M, rounded or cut)",
+    claim = Claim("params_m", reported, _sig(measured), "M", "", f"table precision ({unit:g} M, rounded or cut)",
                   _pct(measured, reported))
     return _judge(card, claim, within_precision(measured, reported))
 
@@ -110,10 +115,10 @@ def check_macs(card: Card, macs: int) -> Claim:
     measured = macs / 1e9
     reported = card.reported.gmacs if card.reported else None
     if reported is None:
-        return Claim("gmacs", None, round(measured, 3), "G", "unreported")
+        return Claim("gmacs", None, _sig(measured), "G", "unreported")
     diff = _pct(measured, reported)
     unit = 10.0 ** -decimals(reported)
-    claim = Claim("gmacs", reported, round(measured, 3), "G", "",
+    claim = Claim("gmacs", reported, _sig(measured), "G", "",
                   f"±{MACS_TOLERANCE_PCT:g}% or table precision ({unit:g} G)", diff)
     holds = (diff is not None and abs(diff) <= MACS_TOLERANCE_PCT) or within_precision(measured, reported)
     return _judge(card, claim, holds)

@@ -18,6 +18,11 @@ def _fmt(value: Any, digits: int = 2, unit: str = "") -> str:
     return f"{value:.{digits}f}{unit}" if isinstance(value, float) else f"{value}{unit}"
 
 
+def _num(value: float | None, unit: str = "") -> str:
+    """Up to 4 significant digits, never rounding a small figure to zero."""
+    return "-" if value is None else f"{value:.4g}{unit}" if abs(value) < 1000 else f"{value:.0f}{unit}"
+
+
 def _speed(spec: dict[str, Any] | None, unit: str) -> str:
     if not spec:
         return "-"
@@ -103,8 +108,7 @@ def _claim_row(model: str, c: dict[str, Any]) -> list[str]:
     else:
         status = c["status"]
     unit = f" {c['unit']}" if c["unit"] else ""
-    return [model, c["claim"], _fmt(c["reported"], 2, unit) if c["reported"] is not None else "-",
-            _fmt(c["measured"], 3, unit), status, c["tolerance"] or "-", c["note"]]
+    return [model, c["claim"], _num(c["reported"], unit), _num(c["measured"], unit), status, c["tolerance"] or "-", c["note"]]
 
 
 @click.command("verify", short_help="Put every claim of the cards beside its measurement.")

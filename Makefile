@@ -18,10 +18,18 @@ $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	$(PY) -m pip install -q -e ".[test,plot]" $(addprefix -e ,$(PLUGIN_DIRS))
 	touch $@
 
+# the main job on an embedded default: no download, CPU only, a generated image folder
+DEMO_MODEL := efficientmod-xxs
+DEMO_DATA  := .demo/images
+
 demo: $(STAMP)
 	$(ZOO) list
-	$(ZOO) info fastervit-2
-	$(ZOO) plugins
+	$(ZOO) info $(DEMO_MODEL)
+	test -d $(DEMO_DATA) || $(ZOO) demo-data $(DEMO_DATA) --images 32 --classes 8
+	@echo "== zoo eval with random weights (no download here): the pipeline, not the paper's accuracy"
+	$(ZOO) eval $(DEMO_MODEL) --dataset folder:$(DEMO_DATA) --no-pretrained --batch-size 16 --workers 2
+	$(ZOO) bench $(DEMO_MODEL) --device cpu --batch-size 16 --warmup 2 --repeats 5 --no-record
+	$(ZOO) verify $(DEMO_MODEL)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -28,7 +28,7 @@ _LAZY = {
     "get_card": "zoo.api",
     "get_paper": "zoo.api",
     "create_model": "zoo.api",
-    "evaluate": "zoo.evaluate",
+    "evaluate": "zoo.evaluation",
     "benchmark": "zoo.bench",
 }
 

@@ -108,7 +108,7 @@ def eval_command(name: str, dataset: str, data_dir: str | None, device: str, bat
         params = click.get_current_context().params
         sys.exit(distributed.launch(nproc, _launch_args(params)))
 
-    from zoo.evaluate import BadImages, evaluate
+    from zoo.evaluation import BadImages, evaluate
 
     quiet = distributed.rank() != 0
     try:

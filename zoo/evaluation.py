@@ -1,4 +1,4 @@
-"""``zoo.evaluate(name, dataset, **options)``: the Python API under ``zoo eval``.
+"""``zoo.evaluate(name, dataset, **options)`` (this module is ``zoo.evaluation``): the Python API under ``zoo eval``.
 
 It resolves the card, the card's task hook (``zoo_tasks``) and the dataset adapter
 (``zoo_datasets``), builds the model with :func:`zoo.api.create_model`, runs the hook, puts the
@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import sys
-import types
 from pathlib import Path
 from typing import Any
 
@@ -183,13 +181,3 @@ def evaluate(
         results.append(entry)
     return result
 
-
-class _CallableModule(types.ModuleType):
-    """``zoo.evaluate`` is both this module and the function: once ``zoo.evaluate`` (the module)
-    is imported, Python binds the package attribute to the module, so the module must be callable."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        return evaluate(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -131,3 +131,20 @@ def test_unknown_section_and_bad_name(tmp_path):
         "Bad Name" in m and "lower case" in m for m in messages
     )
     assert any(": extras: unknown section" in m for m in messages)
+
+
+def test_parsed_cards_are_cached_and_a_changed_file_is_read_again(tmp_path, monkeypatch):
+    path = tmp_path / "r.yaml"
+    path.write_text(PAPERS + "models: {}\n")
+    first = read_yaml(path)
+    assert first["papers"]["demo"]["venue"] == "ICLR 2024"
+    import zoo.cards
+
+    def no_yaml(*args):
+        raise AssertionError("the YAML parser ran on an unchanged file")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(zoo.cards, "_parse_yaml", no_yaml)
+        assert read_yaml(path) == first
+    path.write_text(PAPERS.replace("ICLR 2024", "ICLR 2025") + "models: {}\n")
+    assert read_yaml(path)["papers"]["demo"]["venue"] == "ICLR 2025"

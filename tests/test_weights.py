@@ -115,8 +115,10 @@ def hub(env):
 
 
 def zoo_files() -> list[str]:
+    """Weight files in the zoo home (locks and the parsed-cards cache are not weights)."""
     root = Path(os.environ["ZOO_HOME"])
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and "locks" not in p.parts)
+    skip = {"locks", "cards-cache"}
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and not skip & set(p.parts))
 
 
 # -- success paths ---------------------------------------------------------------------------------
@@ -281,6 +283,20 @@ def test_training_checkpoint_with_argparse_namespace_loads(env, tmp_path):
     torch.save({"state_dict": renamed, "args": argparse.Namespace(lr=1e-3, model="tiny"), "epoch": 299}, buf)
     (tmp_path / "train.pth.tar").write_bytes(buf.getvalue())
     assert_loaded(zoo.create_model("m", checkpoint=tmp_path / "train.pth.tar"), ours)
+
+
+def test_container_choice_follows_official_eval_unless_the_card_names_one(env, tmp_path):
+    _, ours = official_checkpoint()
+    ema = {k: v + 1 if v.is_floating_point() else v for k, v in ours.items()}
+    wrap = lambda sd: {f"module.backbone.{k}" if not k.startswith("head.") else f"module.{k}": v for k, v in sd.items()}  # noqa: E731
+    buf = io.BytesIO()
+    torch.save({"state_dict": wrap(ours), "state_dict_ema": wrap(ema), "epoch": 1}, buf)
+    (tmp_path / "both.pth").write_bytes(buf.getvalue())
+    env.cards(raw={}, avg={"weights_key": "state_dict_ema"}, bad={"weights_key": "model_ema"})
+    assert_loaded(zoo.create_model("raw", checkpoint=tmp_path / "both.pth"), ours)  # validate.py's default
+    assert_loaded(zoo.create_model("avg", checkpoint=tmp_path / "both.pth"), ema)
+    with pytest.raises(WeightsError, match=r"checkpoint has no 'model_ema' entry \(the card's weights_key\); it has: state_dict, state_dict_ema, epoch"):
+        zoo.create_model("bad", checkpoint=tmp_path / "both.pth")
 
 
 def test_safetensors_checkpoint_and_mismatch_report(env, tmp_path):

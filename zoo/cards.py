@@ -119,6 +119,7 @@ class Card:
     preprocess: Preprocess = field(default_factory=Preprocess)  # see `preprocess:` below
     weights: tuple[WeightSource, ...] = ()  # tried in order
     weights_note: str | None = None  # e.g. why there are none
+    weights_key: str | None = None  # container holding the evaluated weights, e.g. state_dict_ema
     patch: str | None = None  # model patch applied at build time, "tome:r=13"
     license: str | None = None  # overrides the paper's license for these weights
     reported: Reported | None = None  # the paper's claims, see `reported:` below
@@ -306,6 +307,7 @@ def parse_card(path: str, name: str, data: Any, papers: Mapping[str, Paper]) -> 
         preprocess=parse_preprocess(e.sub("preprocess", _PREPROCESS_FIELDS)) if "preprocess" in e.data else Preprocess(),
         weights=tuple(parse_weight(_Entry(path, name, w, _WEIGHT_FIELDS, prefix=f"weights[{i}].")) for i, w in enumerate(weights)),
         weights_note=e.get("weights_note", str),
+        weights_key=e.get("weights_key", str),
         patch=e.get("patch", str),
         license=e.get("license", str),
         reported=_parse_reported_field(e),

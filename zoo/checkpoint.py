@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 
 TORCH_SUFFIXES = (".pth.tar", ".pth", ".pt", ".bin", ".ckpt", ".tar")
 SUFFIXES = (".safetensors", *TORCH_SUFFIXES)
-WRAPPERS = ("state_dict_ema", "state_dict", "model", "module")  # tried in this order, like timm (use_ema=True)
+# containers tried in this order, as official eval scripts do by default (timm's validate.py without
+# --use-ema, FasterViT's and DeiT's loaders); a card's `weights_key` picks another, e.g. the EMA copy
+WRAPPERS = ("state_dict", "model", "state_dict_ema", "model_ema", "module")
 SHOW = 5  # how many names of each kind an error shows
 
 
@@ -61,10 +63,18 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return obj
 
 
-def unwrap(obj: Any) -> dict[str, torch.Tensor]:
-    """Remove the containers official checkpoints use and ``module.`` prefixes; keep tensors only."""
+def unwrap(obj: Any, key: str | None = None) -> dict[str, torch.Tensor]:
+    """Remove the containers official checkpoints use and ``module.`` prefixes; keep tensors only.
+
+    :param key: the container to take (a card's ``weights_key``); an error if the file lacks it.
+    """
     import torch
 
+    if key is not None and isinstance(obj, Mapping) and key not in obj:
+        raise WeightsError(f"checkpoint has no {key!r} entry (the card's weights_key); it has: "
+                           f"{', '.join(map(str, list(obj)[:SHOW * 2]))}")
+    if key is not None and isinstance(obj, Mapping):
+        obj = obj[key]
     while isinstance(obj, Mapping):
         inner = next((obj[key] for key in WRAPPERS if isinstance(obj.get(key), Mapping) and obj[key]), None)
         if inner is None:
@@ -100,7 +110,7 @@ def convert(card: Card, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.
 
 def load_converted(card: Card, path: str | Path) -> dict[str, torch.Tensor]:
     """Read any supported checkpoint file and return the builder's state dict."""
-    return convert(card, unwrap(read_state_dict(path)))
+    return convert(card, unwrap(read_state_dict(path), card.weights_key))
 
 
 def save_safetensors(state_dict: Mapping[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:

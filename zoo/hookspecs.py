@@ -72,7 +72,8 @@ def zoo_convert_checkpoint(card: Card, state_dict: dict[str, Any]) -> dict[str, 
     """Map an official checkpoint of ``card`` onto the builder's state-dict keys.
 
     Called after the core has read a checkpoint safely (``torch.load(weights_only=True)``),
-    removed its container (``state_dict``, ``model``, ``state_dict_ema``) and ``module.``
+    removed its container (the card's ``weights_key``, else ``state_dict``, ``model``,
+    ``state_dict_ema``) and ``module.``
     prefixes, and before the result is cached as safetensors. Stops at the first non-None result.
 
     :param card: the card being loaded; answer only for cards whose ``plugin`` is yours.

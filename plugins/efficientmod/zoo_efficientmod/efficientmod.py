@@ -289,8 +289,9 @@ class EfficientMod(nn.Module):
 # Containers of a checkpoint written by the official train.py (timm's CheckpointSaver): the raw
 # weights under 'state_dict', the EMA copy under 'state_dict_ema' (README recipe: --model-ema),
 # plus epoch/arch/optimizer/args/amp_scaler/metric. train.py logs and picks the best checkpoint by
-# the EMA's top-1 (`eval_metrics = ema_eval_metrics`), so the EMA weights come first, the order the
-# zoo core unwraps in as well. (validate.py would evaluate 'state_dict' unless given --use-ema.)
+# the EMA's top-1 (`eval_metrics = ema_eval_metrics`), so this function takes the EMA weights first.
+# (validate.py evaluates 'state_dict' unless given --use-ema; the zoo core, which unwraps before the
+# conversion hook, does the same unless the card sets `weights_key: state_dict_ema`.)
 _CONTAINERS = ("state_dict_ema", "state_dict", "model")
 
 

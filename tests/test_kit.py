@@ -112,7 +112,7 @@ def test_broken_variant_fails_with_one_message_per_fault(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("name", ["efficientmod", "context-cluster", "edgevit", "mobileformer", "tome", "fastervit",
-                                  "timm-baselines"])
+                                  "timm-baselines", "vit-llama"])
 def test_first_party_plugin_passes_the_kit(name):
     status = zoo.api.catalog().plugin_status(name)
     assert status is not None, f"first-party plugin {name} is not installed (make install installs plugins/*)"

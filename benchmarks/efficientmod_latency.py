@@ -1,0 +1,120 @@
+"""Batch-1 CPU latency of every model of the EfficientMod paper's latency table, beside the table.
+
+    python benchmarks/efficientmod_latency.py [--repeats 20] [--warmup 5] [--threads N] [--write]
+
+The table's CPU column (the cards' `reported.latency` entry whose device starts with "CPU") was
+measured on hardware the paper/deck does not name, so absolute numbers are not comparable; the
+ranking is. We report each model's median/p90 here and Spearman's rank correlation between the
+two columns. Cards whose plugin is not installed are listed as skipped. With --write the table goes
+to docs/benchmarks.md (section "efficientmod-latency").
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PATTERNS = ("mobilenetv2-*", "fasternet-*", "edgevit-*", "mobileone-*", "mobilevit*", "efficientformer*", "deit-t",
+            "efficientnet-b0", "poolformer-s12", "mobileformer-508m", "efficientmod-*")
+
+
+def ranks(values: list[float]) -> list[float]:
+    """1-based ranks, ties sharing their average rank."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    out = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            out[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return out
+
+
+def spearman(a: list[float], b: list[float]) -> float:
+    """Spearman's rho: Pearson's correlation of the ranks (handles ties)."""
+    ra, rb = ranks(a), ranks(b)
+    n = len(a)
+    ma, mb = sum(ra) / n, sum(rb) / n
+    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb, strict=True))
+    var = (sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb)) ** 0.5
+    return cov / var
+
+
+def write_section(key: str, body: str) -> Path:
+    path = ROOT / "docs" / "benchmarks.md"
+    begin, end = f"<!-- begin {key} -->", f"<!-- end {key} -->"
+    text = path.read_text(encoding="utf-8") if path.is_file() else (
+        "# Benchmarks\n\nSide-by-side measurements written by the scripts in `benchmarks/`.\n")
+    block = f"{begin}\n{body.rstrip()}\n{end}"
+    if begin in text and end in text:
+        text = text.split(begin, 1)[0] + block + text.split(end, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--threads", type=int)
+    parser.add_argument("--write", action="store_true")
+    args = parser.parse_args()
+
+    import torch
+
+    from zoo import api, bench
+
+    cat = api.catalog()
+    cards = {c.name: c for pattern in PATTERNS for c in cat.select(pattern)}
+    load_before = os.getloadavg()[0]
+    rows, skipped = [], []
+    for name, card in sorted(cards.items(), key=lambda kv: kv[0]):
+        cpu = next((item for item in (card.reported.latency if card.reported else ())
+                    if str(item["device"]).upper().startswith("CPU")), None)
+        if cpu is None:
+            skipped.append((name, "no CPU latency on the card"))
+            continue
+        if not cat.installed(card):
+            skipped.append((name, f"plugin {card.plugin} not installed"))
+            continue
+        r = bench.benchmark(name, device="cpu", throughput=False, latency=True, warmup=args.warmup,
+                            latency_repeats=args.repeats, threads=args.threads)
+        rows.append((name, float(cpu["value"]), r["latency_ms"]["median"], r["latency_ms"]["p90"],
+                     card.input_size[1]))
+        print(f"{name}: table {cpu['value']} ms, here {r['latency_ms']['median']:.2f} ms", file=sys.stderr)
+    load_after = os.getloadavg()[0]
+    rho = spearman([r[1] for r in rows], [r[2] for r in rows]) if len(rows) > 2 else float("nan")
+    lines = [
+        "## EfficientMod latency table: batch-1 CPU latency",
+        "",
+        f"`python benchmarks/efficientmod_latency.py --repeats {args.repeats} --warmup {args.warmup}`: "
+        f"random weights, fp32, batch 1, {bench.device_name(torch.device('cpu'))}, torch {torch.__version__}. "
+        f"Load average {load_before:.1f} before and {load_after:.1f} after: the 2 cores are shared with other "
+        "processes, so medians are noisy and absolute values are not the paper's (its CPU is not named).",
+        "",
+        f"**Spearman rank correlation (table CPU ms vs measured median ms), {len(rows)} models: {rho:.3f}**",
+        "",
+        "| model | input | table CPU ms | here median ms | here p90 ms | here / table |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, table, median, p90, size in sorted(rows, key=lambda r: r[1]):
+        lines.append(f"| `{name}` | {size} | {table:.1f} | {median:.2f} | {p90:.2f} | {median / table:.2f} |")
+    if skipped:
+        lines += ["", "Skipped: " + "; ".join(f"`{n}` ({why})" for n, why in skipped) + "."]
+    text = "\n".join(lines)
+    print(text)
+    if args.write:
+        print(f"wrote {write_section('efficientmod-latency', text)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -420,6 +420,13 @@ def test_cache_add_rm_path_and_no_weights(env, tmp_path):
     result = runner.invoke(cli, ["download", "g"])
     assert result.exit_code == 1 and "pip install 'zoo-core[gdrive]'" in result.output
     assert "Traceback" not in result.output
+    # a card without any scriptable source (weights in a Drive folder): a file fetched by hand is registered
+    (tmp_path / "by_hand.pth.tar").write_bytes(body)
+    added = runner.invoke(cli, ["cache", "add", "empty", str(tmp_path / "by_hand.pth.tar")])
+    assert added.exit_code == 0, added.output
+    assert [e.source for e in cache.entries("empty")] == ["manual:by_hand.pth.tar"]
+    assert_loaded(zoo.create_model("empty", pretrained=True), ours)
+    assert runner.invoke(cli, ["download", "empty"]).exit_code == 0  # already cached: nothing to fetch
 
 
 @pytest.mark.parametrize("args", [["download"], ["cache"], ["cache", "ls"], ["cache", "rm"], ["cache", "path"],

@@ -74,7 +74,8 @@ class WeightSource:
 
     @property
     def kind(self) -> str:
-        return "hub" if self.hub else "url" if self.url else "gdrive"
+        # "manual": a file a user registered by hand (`zoo cache add`); never written in a card
+        return "hub" if self.hub else "url" if self.url else "gdrive" if self.gdrive else "manual"
 
     @property
     def filename(self) -> str:
@@ -88,7 +89,9 @@ class WeightSource:
             return f"hf://{self.hub}/{self.filename}" + (f"@{self.revision}" if self.revision else "")
         if self.url:
             return self.url
-        return f"gdrive://{self.gdrive}/{self.file}"
+        if self.gdrive:
+            return f"gdrive://{self.gdrive}/{self.file}"
+        return f"manual:{self.file}"
 
 
 @dataclass(frozen=True, kw_only=True)

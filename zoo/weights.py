@@ -44,6 +44,10 @@ def ensure(card: Card, force: bool = False) -> Downloaded:
     """The cached, verified, converted weights of ``card``, fetching them if needed."""
     from zoo import api
 
+    if not force:
+        entry = cache.find(card)
+        if entry is not None:
+            return Downloaded(entry, fetched=False)
     if not card.weights:
         raise WeightsError(no_weights_message(card))
     api.catalog().require_installed(card)  # the plugin's converter must run before anything is cached
@@ -98,12 +102,13 @@ def add_file(card: Card, path: str | Path) -> cache.Entry:
     from zoo import api
 
     path = Path(path)
-    if not card.weights:
-        raise WeightsError(no_weights_message(card))
     if not path.is_file():
         raise WeightsError(f"{str(path)!r} does not exist")
     api.catalog().require_installed(card)
-    source = next((s for s in card.weights if s.filename == path.name), card.weights[0])
+    if not card.weights:  # no scriptable source (a Drive folder, a box.com link): keep it as a manual entry
+        source = WeightSource(file=path.name)
+    else:
+        source = next((s for s in card.weights if s.filename == path.name), card.weights[0])
     actual = fetch.sha256_file(path)
     known = [s for s in card.weights if s.sha256]
     if known and source.sha256 is None:  # a file of another name: it must match one of the card's hashes

@@ -34,11 +34,7 @@ def download_command(names: tuple[str, ...], all_: bool, force: bool, print_hash
     cards = [card for card in cat.select() if card.has_weights] if all_ else [api.get_card(n) for n in names]
     failed = []
     for card in cards:
-        if not card.has_weights:
-            failed.append(weights.no_weights_message(card))
-            click.echo(f"{card.name}: {weights.no_weights_message(card)}", err=True)
-            continue
-        try:
+        try:  # a card without sources still succeeds when a file was added by hand (zoo cache add)
             done = weights.ensure(card, force=force)
         except WeightsError as exc:
             if len(cards) == 1:

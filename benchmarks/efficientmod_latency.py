@@ -73,7 +73,8 @@ def main() -> int:
     from zoo import api, bench
 
     cat = api.catalog()
-    cards = {c.name: c for pattern in PATTERNS for c in cat.select(pattern)}
+    cards = {c.name: c for pattern in PATTERNS  # a plain name is exact ('deit-t', not 'tome-deit-t')
+             for c in (cat.select(pattern) if "*" in pattern else [cat.cards[pattern]] if pattern in cat.cards else [])}
     load_before = os.getloadavg()[0]
     rows, skipped = [], []
     for name, card in sorted(cards.items(), key=lambda kv: kv[0]):

@@ -248,6 +248,20 @@ def test_cli_bench_text_shows_reported_beside_measured(claims_zoo):
     assert "latency b1" in result.output
 
 
+def test_cli_bench_checkpoint_is_loaded_strictly(claims_zoo, tmp_path):
+    import torch
+
+    bad = tmp_path / "other.pth"
+    torch.save({"state_dict": {"not.a.key": torch.zeros(1)}}, bad)
+    args = ["bench", "tiny-net", "--device", "cpu", "--no-throughput", "--latency-repeats", "2", "--warmup", "0",
+            "--no-record", "--checkpoint", str(bad)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1 and "do not fit the model" in result.output and "not.a.key" in result.output
+    assert "Traceback" not in result.output
+    result = CliRunner().invoke(cli, ["bench", "tiny-net", "tiny-net", "--checkpoint", str(bad)])
+    assert result.exit_code == 2 and "--checkpoint goes with one model name" in result.output
+
+
 @pytest.mark.parametrize("args, message", [
     (["bench", "no-such-model"], "unknown model 'no-such-model'"),
     (["bench", "tiny-net", "--batch-size", "0"], "--batch-size: expected a positive integer, got 0"),

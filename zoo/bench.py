@@ -328,6 +328,7 @@ def benchmark(
     channels_last: bool = False,
     compile: bool = False,
     patch: str | None = None,
+    checkpoint: str | None = None,
     warmup: int = 10,
     repeats: int = 40,
     latency_repeats: int | None = None,
@@ -388,7 +389,7 @@ def benchmark(
     if not (throughput or latency):
         return result
 
-    model = api.create_model(name, patch=patch).to(dev)
+    model = api.create_model(name, checkpoint=checkpoint, patch=patch).to(dev)  # weights do not change speed
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     if compile:

@@ -52,7 +52,7 @@ def summary_table(result: dict[str, Any]) -> str:
 def _launch_args(params: dict[str, Any]) -> list[str]:
     """The ``zoo eval`` command line each torchrun worker runs (the same options, minus --nproc)."""
     args = ["eval", params["name"], "--dataset", params["dataset"]]
-    for key in ("data_dir", "device", "batch_size", "workers", "amp", "limit", "checkpoint", "patch",
+    for key in ("data_dir", "device", "batch_size", "workers", "threads", "amp", "limit", "checkpoint", "patch",
                 "corruption", "severity"):
         if params.get(key) is not None:
             args += [f"--{key.replace('_', '-')}", str(params[key])]
@@ -71,6 +71,7 @@ def _launch_args(params: dict[str, Any]) -> list[str]:
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--batch-size", type=int, default=128, show_default=True)
 @click.option("--workers", type=int, help="Decoding processes (default: min(8, CPUs)).")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU only: torch intra-op threads (default: torch's).")
 @click.option("--amp", type=click.Choice(["bf16", "fp16", "none"]), is_flag=False, flag_value="bf16",
               help="Autocast precision (--amp alone: bf16). Default: bf16 on CUDA, fp32 on the CPU.")
 @click.option("--channels-last/--no-channels-last", default=True, show_default=True)
@@ -85,6 +86,7 @@ def _launch_args(params: dict[str, Any]) -> list[str]:
 @click.option("--nproc", type=int, help="Launch N processes with torchrun (one per GPU, or CPU shards).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def eval_command(name: str, dataset: str, data_dir: str | None, device: str, batch_size: int, workers: int | None,
+                 threads: int | None,
                  amp: str | None, channels_last: bool, compile: bool, limit: int | None, checkpoint: str | None,
                  no_pretrained: bool, patch: str | None, corruption: str | None, severity: str | None,
                  skip_bad_images: bool, nproc: int | None, as_json: bool) -> None:
@@ -114,7 +116,7 @@ def eval_command(name: str, dataset: str, data_dir: str | None, device: str, bat
     try:
         result = evaluate(name, dataset, data_dir=data_dir, pretrained=not no_pretrained, checkpoint=checkpoint,
                           patch=patch, corruption=corruption, severity=severity, device=device,
-                          batch_size=batch_size, workers=workers, amp=amp, channels_last=channels_last,
+                          batch_size=batch_size, workers=workers, threads=threads, amp=amp, channels_last=channels_last,
                           compile=compile, limit=limit, skip_bad_images=skip_bad_images,
                           progress=False if as_json else None)
     except BadImages as exc:

@@ -38,7 +38,7 @@ class EvalOptions:
     amp: str | None = None  #: bf16 | fp16 | none; None: bf16 on CUDA, none on CPU
     channels_last: bool = True
     compile: bool = False
-    threads: int | None = None  #: CPU only: torch intra-op threads; None: the cores the workers leave free
+    threads: int | None = None  #: CPU only: torch intra-op threads; None: torch's default, as timm's validate.py
     limit: int | None = None  #: first N samples in the fixed order (per part for ImageNet-C)
     skip_bad_images: bool = False
     progress: bool | None = None  #: None: when stderr is a terminal
@@ -126,8 +126,8 @@ def _score(evalset: EvalSet, model: nn.Module, pre: EvalPreprocess, opts: EvalOp
     bad: list[int] = []
     preds: dict[int, list[int]] = {}
     threads_before = torch.get_num_threads()
-    if device.type == "cpu":  # decoding workers and intra-op threads share the cores: don't oversubscribe
-        torch.set_num_threads(opts.threads or max(1, distributed.cpu_count() - workers))
+    if device.type == "cpu" and opts.threads:  # on a loaded machine fewer threads can be much faster
+        torch.set_num_threads(opts.threads)
     show = opts.progress if opts.progress is not None else sys.stderr.isatty()
     progress = Progress(evalset.name, len(evalset), bool(show) and rank == 0)
     start = time.perf_counter()

@@ -86,7 +86,7 @@ def main() -> int:
         if not cat.installed(card):
             skipped.append((name, f"plugin {card.plugin} not installed"))
             continue
-        r = bench.benchmark(name, device="cpu", throughput=False, latency=True, warmup=args.warmup,
+        r = bench.benchmark(name, device="cpu", throughput=False, latency=True, reparam=True, warmup=args.warmup,
                             latency_repeats=args.repeats, threads=args.threads)
         rows.append((name, float(cpu["value"]), r["latency_ms"]["median"], r["latency_ms"]["p90"],
                      card.input_size[1]))

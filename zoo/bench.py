@@ -329,6 +329,7 @@ def benchmark(
     compile: bool = False,
     patch: str | None = None,
     checkpoint: str | None = None,
+    reparam: bool = False,
     warmup: int = 10,
     repeats: int = 40,
     latency_repeats: int | None = None,
@@ -375,6 +376,7 @@ def benchmark(
         "batch_size": batch_size,
         "amp": amp,
         "channels_last": channels_last,
+        "reparam": reparam,
         "compile": compile,
         "patch": patch,
         "throughput_img_s": None,
@@ -390,6 +392,10 @@ def benchmark(
         return result
 
     model = api.create_model(name, checkpoint=checkpoint, patch=patch).to(dev)  # weights do not change speed
+    if reparam:  # fold train-time branches (MobileOne, RepVGG, FastViT) as the papers time them
+        from timm.utils.model import reparameterize_model
+
+        model = reparameterize_model(model)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     if compile:

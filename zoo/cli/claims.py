@@ -62,6 +62,7 @@ def bench_text(result: dict[str, Any]) -> str:
 @click.option("--patch", help="Model patch to apply, e.g. 'tome:r=13'.")
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False),
               help="Time the model with these weights (one NAME only); default: random weights.")
+@click.option("--reparam", is_flag=True, help="Fold re-parameterisable branches first (MobileOne, RepVGG), as papers time them.")
 @click.option("--warmup", type=int, default=10, show_default=True, help="Untimed steps before each timed run.")
 @click.option("--repeats", type=int, default=40, show_default=True, help="Timed steps of the throughput run.")
 @click.option("--latency-repeats", type=int, help="Timed steps at batch 1 (default: max(repeats, 20)).")
@@ -70,7 +71,7 @@ def bench_text(result: dict[str, Any]) -> str:
 @click.option("--threads", type=int, help="CPU threads (torch.set_num_threads).")
 @click.option("--no-record", is_flag=True, help="Do not append the result to $ZOO_HOME/bench.jsonl.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per model.")
-def bench_command(names, device, batch_size, amp, channels_last, compile_, patch, checkpoint, warmup, repeats,
+def bench_command(names, device, batch_size, amp, channels_last, compile_, patch, checkpoint, reparam, warmup, repeats,
                   latency_repeats, no_throughput, no_latency, threads, no_record, as_json) -> None:
     """Benchmark NAMES with random weights: params, MACs at the card's input size, throughput
     (img/s), batch-1 latency (median and p90 ms) and peak GPU memory, each beside the card's
@@ -91,7 +92,7 @@ def bench_command(names, device, batch_size, amp, channels_last, compile_, patch
     for name in names:
         result = bench.benchmark(
             name, device=device, batch_size=batch_size, amp=amp, channels_last=channels_last, compile=compile_,
-            patch=patch, checkpoint=checkpoint, warmup=warmup, repeats=repeats, latency_repeats=latency_repeats,
+            patch=patch, checkpoint=checkpoint, reparam=reparam, warmup=warmup, repeats=repeats, latency_repeats=latency_repeats,
             throughput=not no_throughput, latency=not no_latency, threads=threads,
         )
         if not no_record:

@@ -96,8 +96,9 @@ def main() -> int:
     lines = [
         "## EfficientMod latency table: batch-1 CPU latency",
         "",
-        f"`python benchmarks/efficientmod_latency.py --repeats {args.repeats} --warmup {args.warmup}`: "
-        f"random weights, fp32, batch 1, {bench.device_name(torch.device('cpu'))}, torch {torch.__version__}. "
+        f"`python benchmarks/efficientmod_latency.py --repeats {args.repeats} --warmup {args.warmup}"
+        f"{f' --threads {args.threads}' if args.threads else ''}`: "
+        f"re-parameterised where timm can fold (MobileOne), random weights, fp32, batch 1, {bench.device_name(torch.device('cpu'))}, torch {torch.__version__}. "
         f"Load average {load_before:.1f} before and {load_after:.1f} after: the 2 cores are shared with other "
         "processes, so medians are noisy and absolute values are not the paper's (its CPU is not named).",
         "",

@@ -92,3 +92,15 @@ def test_read_commands_never_import_torch(args):
     modules = _imported_modules(*args)
     assert "zoo.cli.catalog" in modules  # the command really ran
     assert not {"torch", "timm", "torchvision"} & modules
+
+
+def test_core_works_without_any_plugin(monkeypatch):
+    monkeypatch.setenv("ZOO_PLUGINS", "")  # an empty allow-list: no plugin loads
+    result = run("list", "--json")
+    assert result.exit_code == 0
+    rows = json.loads(result.stdout)
+    assert len(rows) >= 64 and not any(row["installed"] for row in rows)
+    assert run("info", "fastervit-2").exit_code == 0
+    result = run("bench", "deit-t", "--device", "cpu")
+    assert result.exit_code == 1 and "needs the plugin 'timm-baselines', which is not installed" in result.output
+    assert "Traceback" not in result.output

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.cards import Card
-from zoo.errors import PluginError, WeightsError
+from zoo.errors import PluginError, WeightsError, first_line
 
 if TYPE_CHECKING:
     import torch
@@ -43,7 +43,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         try:
             return load_file(str(path))
         except (SafetensorError, OSError, ValueError) as exc:
-            raise WeightsError(f"checkpoint {str(path)!r} is not a valid safetensors file: {_first_line(exc)}") from None
+            raise WeightsError(f"checkpoint {str(path)!r} is not a valid safetensors file: {first_line(exc)}") from None
     if not name.endswith(TORCH_SUFFIXES):
         raise WeightsError(f"checkpoint {str(path)!r}: unsupported file type (expected one of {', '.join(SUFFIXES)})")
     import torch
@@ -59,7 +59,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             f"runs pickled code (torch.load weights_only=True: {_unpickling_reason(exc)})"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise WeightsError(f"cannot read checkpoint {str(path)!r}: {_first_line(exc)}") from None
+        raise WeightsError(f"cannot read checkpoint {str(path)!r}: {first_line(exc)}") from None
     return obj
 
 
@@ -100,7 +100,7 @@ def convert(card: Card, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.
     try:
         result = pm.hook.zoo_convert_checkpoint(card=card, state_dict=state_dict)
     except Exception as exc:  # a plugin bug: blame the plugin, keep the message one line
-        raise PluginError(card.plugin, f"zoo_convert_checkpoint for {card.name!r} raised {type(exc).__name__}: {_first_line(exc)}") from None
+        raise PluginError(card.plugin, f"zoo_convert_checkpoint for {card.name!r} raised {type(exc).__name__}: {first_line(exc)}") from None
     if result is None:
         return state_dict
     if not isinstance(result, Mapping):
@@ -165,7 +165,3 @@ def _unpickling_reason(exc: BaseException) -> str:
     named = [line for line in lines if "Unsupported" in line or "GLOBAL" in line]
     return (named or [line for line in lines if line] or ["refused"])[0].split(" was not ")[0].rstrip(".")
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

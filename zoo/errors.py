@@ -17,6 +17,12 @@ from collections.abc import Iterable
 from pathlib import Path
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type name when it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class ZooError(Exception):
     """Base class of every error zoo reports to a user."""
 

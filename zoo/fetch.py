@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zoo.cards import Card, WeightSource
-from zoo.errors import WeightsError
+from zoo.errors import WeightsError, first_line
 from zoo.paths import hf_hub_cache, offline, zoo_home
 
 CHUNK = 1 << 20
@@ -106,11 +106,11 @@ def _fetch_hub(source: WeightSource, force: bool) -> Fetched:
     except hf_errors.HfHubHTTPError as exc:
         raise FetchError(_hub_http(exc)) from None
     except OSError as exc:  # consistency check failed (size), disk full, ...
-        raise FetchError(_first_line(exc)) from None
+        raise FetchError(first_line(exc)) from None
     except Exception as exc:  # the HTTP library's own transport errors (httpx2 / httpx / requests)
         if type(exc).__module__.split(".")[0] not in _HTTP_LIBRARIES:
             raise
-        raise FetchError(f"download failed: {_first_line(exc)}") from None
+        raise FetchError(f"download failed: {first_line(exc)}") from None
     # the blob's name in the Hub cache is the ETag, which for LFS files is the file's sha256
     blob = os.path.basename(os.path.realpath(path))
     return Fetched(Path(path), blob if _SHA256.match(blob) else None, owned=False)
@@ -119,7 +119,7 @@ def _fetch_hub(source: WeightSource, force: bool) -> Fetched:
 def _hub_http(exc: BaseException) -> str:
     response = getattr(exc, "response", None)
     status = getattr(response, "status_code", None)
-    return f"HTTP {status}: {_first_line(exc)}" if status else _first_line(exc)
+    return f"HTTP {status}: {first_line(exc)}" if status else first_line(exc)
 
 
 def _hub_cause(exc: BaseException) -> str:
@@ -129,8 +129,8 @@ def _hub_cause(exc: BaseException) -> str:
     if cause is not None and getattr(cause, "response", None) is not None:
         return _hub_http(cause)
     if cause is not None:
-        return f"cannot reach the Hub: {_first_line(cause)}"
-    return _first_line(exc)
+        return f"cannot reach the Hub: {first_line(cause)}"
+    return first_line(exc)
 
 
 # -- plain URL ------------------------------------------------------------------------------------
@@ -237,13 +237,9 @@ def _fetch_gdrive(card: Card, source: WeightSource, force: bool) -> Fetched:
     try:
         out = gdown.download(id=source.gdrive, output=str(part), quiet=False, resume=True)
     except Exception as exc:  # gdown raises many types (FileURLRetrievalError, requests errors)
-        raise FetchError(f"gdown: {_first_line(exc)}") from None
+        raise FetchError(f"gdown: {first_line(exc)}") from None
     if not out or not part.is_file():
         raise FetchError("gdown could not download the file (quota exceeded or not shared publicly?)")
     os.replace(part, dest)
     return Fetched(dest, None, owned=True)
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -24,7 +24,7 @@ from typing import Any
 import pluggy
 
 from zoo import hookspecs
-from zoo.errors import PluginError
+from zoo.errors import PluginError, first_line
 
 GROUP = "zoo"
 CORE = "zoo-core"  # name of the core's own plugin module (tasks, datasets)
@@ -59,8 +59,8 @@ class PluginStatus:
 
 def describe_error(exc: BaseException) -> str:
     """``Type: first line of message``: what `zoo plugins` shows for a broken plugin."""
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    message = first_line(exc)
+    return type(exc).__name__ if message == type(exc).__name__ else f"{type(exc).__name__}: {message}"
 
 
 def _env_list(name: str) -> set[str] | None:

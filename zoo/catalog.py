@@ -114,7 +114,8 @@ class Catalog:
         """Cards matching every given filter, in name order.
 
         ``pattern`` is a glob (``fastervit-*``) or a substring; text filters are case-insensitive
-        substrings, except ``task`` and ``plugin`` which must match exactly.
+        substrings (``license``: at the start of a word, so 'NC' does not match 'License'), except
+        ``task`` and ``plugin`` which must match exactly.
         """
         out = []
         for card in self.cards.values():
@@ -129,7 +130,7 @@ class Catalog:
                 continue
             if venue and not _contains(paper_entry.venue, venue):
                 continue
-            if license and not _contains(self.license_of(card) or "", license):
+            if license and not _word_match(self.license_of(card) or "", license):
                 continue
             if installed is not None and self.installed(card) != installed:
                 continue
@@ -139,6 +140,14 @@ class Catalog:
 
 def _contains(text: str, needle: str) -> bool:
     return needle.lower() in text.lower()
+
+
+def _word_match(text: str, needle: str) -> bool:
+    """``needle`` at the start of a word of ``text``: 'NC' finds 'License-NC' but not 'License'."""
+    import re
+
+    text = re.sub(r"non-?commercial", r"\g<0> nc", text.lower())  # 'NC' also finds "non-commercial"
+    return re.search(rf"(?<![a-z0-9]){re.escape(needle.lower())}", text) is not None
 
 
 def _matches(name: str, pattern: str) -> bool:

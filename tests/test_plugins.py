@@ -164,3 +164,16 @@ def test_cli_subprocess_finds_installed_plugin(install_plugin):
     out = subprocess.run([sys.executable, "-m", "zoo", "list", "acme-*", "--json"], capture_output=True, text=True,
                          env={**__import__("os").environ, "PYTHONPATH": str(site)}, check=True)
     assert [row["name"] for row in json.loads(out.stdout)] == ["acme-tiny"]
+
+
+def test_builder_arguments_are_checked_before_the_call(install_plugin):
+    from zoo.errors import BuildError
+
+    install_acme(install_plugin)
+    try:
+        zoo.api.create_model("acme-tiny", colour="blue")
+    except BuildError as exc:
+        assert str(exc) == "model 'acme-tiny': builder 'acme_tiny' rejected its arguments: got an unexpected keyword argument 'colour'"
+    else:
+        raise AssertionError("an unknown builder argument was accepted")
+    assert zoo.api.create_model("acme-tiny", num_classes=3)[-1].out_features == 3

@@ -7,6 +7,7 @@ and the card's plugin code when it is called.
 from __future__ import annotations
 
 import functools
+import inspect
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -140,10 +141,13 @@ def create_model(
     card = get_card(name)
     builder = get_builder(card)
     kwargs.setdefault("num_classes", card.num_classes)
-    try:
-        model = builder(**kwargs)
+    try:  # check the arguments first, so a TypeError raised inside the builder stays a visible bug
+        inspect.signature(builder).bind(**kwargs)
     except TypeError as exc:
         raise BuildError(f"model {card.name!r}: builder {card.builder!r} rejected its arguments: {exc}") from None
+    except ValueError:  # no introspectable signature (a C callable): let the call itself decide
+        pass
+    model = builder(**kwargs)
     if checkpoint is not None or pretrained:
         from zoo import weights
 

@@ -66,36 +66,12 @@ def count_macs(model: nn.Module, input_size: tuple[int, int, int], batch_size: i
     return int(counter.get_total_flops()) // 2
 
 
-@contextlib.contextmanager
-def params_on_meta() -> Iterator[None]:
-    """Build modules on the CPU but put each parameter on the meta device as it is registered.
-
-    Plain tensors made during construction (a drop-path schedule read with ``.item()``, position
-    indices) stay real, so builders that fail under ``torch.device("meta")`` still build, while
-    weights are never allocated or initialised (a 1.4 B-parameter FasterViT builds in a second).
-    """
-    from torch import nn
-
-    original = nn.Module.register_parameter
-
-    def register(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
-        if param is not None and param.device.type != "meta":
-            param = nn.Parameter(param.detach().to("meta"), requires_grad=param.requires_grad)
-        original(module, name, param)
-
-    nn.Module.register_parameter = register  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        nn.Module.register_parameter = original  # type: ignore[method-assign]
-
-
 def static_counts(name: str, patch: str | None = None, *, meta: bool = True) -> dict[str, Any]:
     """Params and MACs of card ``name`` at its input size, without weights and without timing.
 
     With ``meta=True`` the model is built and run on the meta device when it can be; a model whose
     construction needs real values (``.item()`` on a drop-path schedule) is built with only its
-    parameters on meta (:func:`params_on_meta`); one whose forward needs real values
+    big tensors on meta (:class:`zoo.lightbuild.light_build`); one whose forward needs real values
     (data-dependent shapes) is counted on the CPU. ``counted_on`` says which was used.
     """
     import torch
@@ -109,7 +85,9 @@ def static_counts(name: str, patch: str | None = None, *, meta: bool = True) -> 
                 with torch.device("meta"):
                     model = api.create_model(name, patch=patch)
             elif how == "params-on-meta":
-                with params_on_meta():
+                from zoo.lightbuild import light_build
+
+                with light_build():
                     model = api.create_model(name, patch=patch)
                 model = model.to("meta")
             else:

@@ -150,7 +150,8 @@ def check_plugin(
 def _check_card(report: Report, card: Card, max_forward_params: int) -> None:
     import torch
 
-    from zoo.lightbuild import count_params, light_build
+    from zoo.bench import count_params
+    from zoo.lightbuild import light_build
 
     try:
         builder = api.get_builder(card)

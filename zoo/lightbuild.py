@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._device import _device_constructors
 
@@ -26,7 +25,3 @@ class light_build(TorchFunctionMode):  # noqa: N801 - used like torch.device("me
             return func(*args, **kwargs) if out.numel() <= SMALL else out
         return func(*args, **kwargs)
 
-
-def count_params(module: torch.nn.Module) -> int:
-    """Parameters of ``module`` (shared parameters counted once), meta or real."""
-    return sum(p.numel() for p in module.parameters())

@@ -7,7 +7,8 @@ import torch
 
 import zoo.api
 from zoo import checkpoint
-from zoo.lightbuild import count_params, light_build
+from zoo.bench import count_params
+from zoo.lightbuild import light_build
 
 FASTERVIT_CARDS = [f"fastervit-{n}" for n in range(7)] + [f"fastervit-4-21k-{s}" for s in (224, 384, 512, 768)]
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 from zoo_vit_llama import vit_llama as vl
 
-from zoo.lightbuild import count_params, light_build
+from zoo.bench import count_params
+from zoo.lightbuild import light_build
 
 DATA = Path(__file__).parent / "data"
 SHAPES: dict[str, dict[str, list[int]]] = json.loads((DATA / "official_shapes.json").read_text())

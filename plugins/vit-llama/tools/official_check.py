@@ -91,7 +91,8 @@ def main() -> None:
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS))
     args = parser.parse_args()
     official = load_official(args.official_root)
-    from zoo.lightbuild import count_params, light_build
+    from zoo.bench import count_params
+    from zoo.lightbuild import light_build
 
     manifest = {}
     x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))

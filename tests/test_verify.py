@@ -58,6 +58,11 @@ def test_statuses_of_every_kind(claims_zoo):  # noqa: F811
         {"model": "tiny-net", "dataset": "imagenet", "top1": 49.95},
         {"model": "tiny-off", "dataset": "imagenet", "top1": 10.0},
         {"model": "tiny-off", "dataset": "imagenet", "top1": 59.0},  # the latest result counts
+        # runs that cannot test a paper's accuracy never replace one that can
+        {"model": "tiny-net", "dataset": "imagenet", "top1": 0.1, "pretrained": False, "checkpoint": None},
+        {"model": "tiny-net", "dataset": "imagenet", "top1": 12.5, "limit": 8},
+        {"model": "tiny-net", "dataset": "imagenet", "top1": 47.0, "patch": "tome:r=13"},
+        {"model": "tiny-net", "dataset": "imagenet", "top1": 51.0, "skipped_bad_images": True},
     ])
     reports = {r["model"]: r for r in verify.verify(["tiny-net", "tiny-off", "tiny-explained", "needs-plugin"])}
 

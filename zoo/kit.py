@@ -90,21 +90,6 @@ def _imports_heavy(module: str, extra_path: str | None) -> list[str]:
     return out.stdout.split()
 
 
-def _decimals(value: float) -> int:
-    text = repr(float(value)).rstrip("0").rstrip(".")
-    return len(text.split(".")[1]) if "." in text else 0
-
-
-def params_hold(measured_m: float, reported_m: float) -> bool:
-    """Does a measured count match a table's figure at the table's precision?
-
-    Papers print counts rounded (75.92 -> 75.9) or truncated (7.885 -> 7.8, 86.57 -> 86), so both hold.
-    """
-    unit = 10.0 ** -_decimals(reported_m)
-    diff = measured_m - reported_m
-    return abs(diff) <= unit / 2 + 1e-9 or 0 <= diff < unit
-
-
 def check_plugin(
     name_or_path: str | Path, *, max_forward_params: int = DEFAULT_MAX_FORWARD_PARAMS
 ) -> Report:
@@ -186,12 +171,14 @@ def _check_card(report: Report, card: Card, max_forward_params: int) -> None:
 
 
 def _check_params(report: Report, card: Card, n_params: int) -> None:
+    from zoo.verify import within_precision  # rounded or truncated, as papers print counts
+
     reported = card.reported.params_m if card.reported else None
     if reported is None:
         report.add("params", card.name, True, f"{n_params / 1e6:.2f} M (the card reports none)")
         return
     measured = n_params / 1e6
-    if params_hold(measured, reported):
+    if within_precision(measured, reported):
         report.add("params", card.name, True, f"{measured:.4g} M = reported {reported} M")
     elif "params_m" in card.deviations:
         report.add("params", card.name, True, f"{measured:.4g} M vs reported {reported} M, explained: {card.deviations['params_m']}")

@@ -147,9 +147,18 @@ def load_results(path: str | Path | None = None) -> dict[tuple[str, str], dict[s
         except json.JSONDecodeError:
             continue
         if isinstance(row, dict) and isinstance(row.get("model"), str) and isinstance(row.get("dataset"), str):
+            if not tests_the_claim(row):
+                continue
             metrics = {**row, **(row.get("metrics") or {})} if isinstance(row.get("metrics"), dict) else row
             latest[(row["model"], row["dataset"])] = metrics
     return latest
+
+
+def tests_the_claim(row: Mapping[str, Any]) -> bool:
+    """Can this eval run confirm or refute a paper's accuracy? Not with random weights, a --limit
+    subset, a model patch (ToMe trades accuracy for speed) or images skipped from the denominator."""
+    random_weights = row.get("pretrained") is False and not row.get("checkpoint")
+    return not (random_weights or row.get("limit") or row.get("patch") or row.get("skipped_bad_images"))
 
 
 def check_metrics(card: Card, results: Mapping[tuple[str, str], Mapping[str, Any]]) -> list[Claim]:

@@ -40,6 +40,7 @@ class HubServer:
     def __init__(self) -> None:
         self.files: dict[str, Served] = {}
         self.log: list[tuple[str, str, str | None]] = []  # (method, path, Range header)
+        self.authorizations: list[str | None] = []  # the Authorization header of every request
         self._lock = threading.Lock()
         server = self
 
@@ -95,6 +96,7 @@ class HubServer:
         range_header = req.headers.get("Range")
         with self._lock:
             self.log.append(("HEAD" if head else "GET", path, range_header))
+            self.authorizations.append(req.headers.get("Authorization"))
         served = self.files.get(path)
         if served is None or served.status != 200:
             status = served.status if served else 404

@@ -140,6 +140,15 @@ def test_hub_download_converts_once_and_later_loads_read_safetensors(env, hub):
     assert len(hub.log) == requests  # second load: from the safetensors file, no request
 
 
+def test_hf_token_is_sent_to_the_hub(env, hub, monkeypatch):
+    body, ours = official_checkpoint()
+    hub.add_hub(REPO, "deit_tiny.pth", body)
+    env.cards(**{"deit-t": {"weights": [{"hub": REPO, "file": "deit_tiny.pth"}]}})
+    monkeypatch.setenv("HF_TOKEN", "hf_zootest123")  # set after huggingface_hub was imported
+    assert_loaded(zoo.create_model("deit-t", pretrained=True), ours)
+    assert hub.authorizations and set(hub.authorizations) == {"Bearer hf_zootest123"}
+
+
 def test_url_download_resumes_with_range_after_a_dropped_connection(env, hub):
     body, ours = official_checkpoint()
     url, served = hub.add_url("w.pth", body, drop_first_at=700)

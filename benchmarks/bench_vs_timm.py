@@ -21,7 +21,8 @@ import statistics
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from _sections import write_section  # benchmarks/ is the running script's folder
+
 PRECISION = {None: "float32", "bf16": "amp_bfloat16", "fp16": "amp"}
 
 
@@ -30,20 +31,6 @@ def load_timm_benchmark(path: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def write_section(key: str, body: str) -> Path:
-    path = ROOT / "docs" / "benchmarks.md"
-    begin, end = f"<!-- begin {key} -->", f"<!-- end {key} -->"
-    text = path.read_text(encoding="utf-8") if path.is_file() else (
-        "# Benchmarks\n\nSide-by-side measurements written by the scripts in `benchmarks/`.\n")
-    block = f"{begin}\n{body.rstrip()}\n{end}"
-    if begin in text and end in text:
-        text = text.split(begin, 1)[0] + block + text.split(end, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def main() -> int:

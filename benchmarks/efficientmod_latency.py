@@ -14,9 +14,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from _sections import write_section  # benchmarks/ is the running script's folder
+
 PATTERNS = ("mobilenetv2-*", "fasternet-*", "edgevit-*", "mobileone-*", "mobilevit*", "efficientformer*", "deit-t",
             "efficientnet-b0", "poolformer-s12", "mobileformer-508m", "efficientmod-*")
 
@@ -44,20 +44,6 @@ def spearman(a: list[float], b: list[float]) -> float:
     cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb, strict=True))
     var = (sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb)) ** 0.5
     return cov / var
-
-
-def write_section(key: str, body: str) -> Path:
-    path = ROOT / "docs" / "benchmarks.md"
-    begin, end = f"<!-- begin {key} -->", f"<!-- end {key} -->"
-    text = path.read_text(encoding="utf-8") if path.is_file() else (
-        "# Benchmarks\n\nSide-by-side measurements written by the scripts in `benchmarks/`.\n")
-    block = f"{begin}\n{body.rstrip()}\n{end}"
-    if begin in text and end in text:
-        text = text.split(begin, 1)[0] + block + text.split(end, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def main() -> int:

@@ -17,12 +17,11 @@ speed does not depend on them.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from _sections import write_section  # benchmarks/ is the running script's folder
 
 
 def main() -> int:
@@ -74,12 +73,7 @@ def main() -> int:
     text = "\n".join(lines)
     print(text)
     if args.write:
-        page = ROOT / "docs" / "evaluation.md"
-        section = f"<!-- begin eval-vs-forward -->\n{text}\n<!-- end eval-vs-forward -->"
-        old = page.read_text()
-        pattern = re.compile(r"<!-- begin eval-vs-forward -->.*?<!-- end eval-vs-forward -->", re.S)
-        page.write_text(pattern.sub(lambda m: section, old) if pattern.search(old) else old.rstrip() + "\n\n" + section + "\n")
-        print(f"wrote {page}")
+        print(f"wrote {write_section('eval-vs-forward', text, page='evaluation.md')}")
     return 0
 
 

@@ -23,11 +23,24 @@ def test_version():
     assert result.exit_code == 0 and result.stdout.strip() == f"zoo, version {__version__}"
 
 
-@pytest.mark.parametrize("command", sorted(LAZY_COMMANDS))
-def test_every_command_has_help_with_an_example(command):
-    result = run(command, "--help")
+def _all_commands() -> list[tuple[str, ...]]:
+    """Every command and sub-command path, e.g. ('cache', 'ls')."""
+    import click
+
+    paths = []
+    for name in sorted(LAZY_COMMANDS):
+        command = cli.get_command(None, name)
+        paths.append((name,))
+        if isinstance(command, click.Group):
+            paths += [(name, sub) for sub in sorted(command.commands)]
+    return paths
+
+
+@pytest.mark.parametrize("path", _all_commands(), ids=" ".join)
+def test_every_command_has_help_with_an_example(path):
+    result = run(*path, "--help")
     assert result.exit_code == 0, result.output
-    assert "Example:" in result.stdout and f"zoo {command}" in result.stdout
+    assert "Example:" in result.stdout and f"zoo {' '.join(path)}" in result.stdout
 
 
 def test_unknown_model_suggests_close_names():

@@ -154,4 +154,6 @@ def create_model(
         weights.load_into(model, card, checkpoint=checkpoint)
     for spec in filter(None, (card.patch, patch)):
         model = apply_patch(model, spec)
-    return model.eval()
+    from zoo.datacfg import apply_card_cfg
+
+    return apply_card_cfg(model, card).eval()

@@ -39,6 +39,39 @@ SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 # -- schema ---------------------------------------------------------------------------------------
 
 
+class Figure(float):
+    """A number from a card that remembers how it was printed (``14.0`` is not ``14``).
+
+    Papers print figures at a precision; a claim is judged at that precision, so ``text`` keeps
+    the characters as written in the card (``"14.0"``). Arithmetic gives plain floats.
+    """
+
+    text: str
+
+    def __new__(cls, value: float | str, text: str | None = None) -> Figure:
+        obj = super().__new__(cls, value)
+        obj.text = text if text is not None else (value if isinstance(value, str) else repr(float(value)))
+        return obj
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Figure, (float(self), self.text))
+
+
+def printed_decimals(value: float) -> int:
+    """Digits after the point as the source printed them (``75.9`` -> 1, ``"14.0"`` -> 1, ``86`` -> 0)."""
+    text = value.text if isinstance(value, Figure) else repr(float(value))
+    text = text.strip().lower()
+    if "e" in text:  # 1e-3: fall back to the value's own digits
+        from decimal import Decimal
+
+        return max(0, -int(Decimal(repr(float(value))).normalize().as_tuple().exponent))
+    if "." not in text:
+        return 0
+    if isinstance(value, Figure):
+        return len(text.split(".", 1)[1])
+    return len(text.split(".", 1)[1].rstrip("0"))
+
+
 @dataclass(frozen=True, kw_only=True)
 class Paper:
     key: str
@@ -104,6 +137,10 @@ class Reported:
     latency: tuple[Mapping[str, Any], ...] = ()  # [{value (ms), device, batch_size}]
     metrics: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # {dataset: {top1, ...}}
     notes: str | None = None  # e.g. "distilled", "paper counts FLOPs as 2 x MACs"
+    form: str | None = None  # which form params/MACs describe: "deploy" (branches folded) or "train"
+    # figures for other weights than the card's (e.g. the 300-epoch row when only 450-epoch weights
+    # exist): [{claim, value, source, why}]; shown, never judged against these weights
+    other_weights: tuple[Mapping[str, Any], ...] = ()
 
     def top1(self, dataset: str = "imagenet") -> float | None:
         value = self.metrics.get(dataset, {}).get("top1")
@@ -133,6 +170,10 @@ class Card:
     @property
     def has_weights(self) -> bool:
         return bool(self.weights)
+
+    def preprocess_for(self, dataset: str) -> Preprocess:
+        """The preprocessing that produced the card's claim on ``dataset`` (default: ``preprocess``)."""
+        return self.preprocess
 
 
 # -- validation -----------------------------------------------------------------------------------
@@ -183,7 +224,9 @@ _PAPER_FIELDS = {f.name for f in fields(Paper)} - {"key"}
 _CARD_FIELDS = {f.name for f in fields(Card)} - {"name", "source"}
 _PREPROCESS_FIELDS = {f.name for f in fields(Preprocess)}
 _WEIGHT_FIELDS = {f.name for f in fields(WeightSource)}
-_REPORTED_KNOWN = {"source", "params_m", "gmacs", "throughput", "latency", "notes"}
+_REPORTED_KNOWN = {"source", "params_m", "gmacs", "throughput", "latency", "notes", "form", "other_weights"}
+FORMS = ("deploy", "train")
+_OTHER_WEIGHTS_FIELDS = {"claim", "value", "source", "why"}
 _SPEED_FIELDS = {"value", "unit", "device", "batch_size", "precision", "notes", "resolution"}
 
 
@@ -270,7 +313,21 @@ def parse_reported(e: _Entry) -> Reported:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 e.fail(f"{dataset}.{metric}", f"expected a number, got {value!r}")
         metrics[dataset] = {str(k): float(v) for k, v in values.items()}
+    form = e.get("form", str)
+    if form is not None and form not in FORMS:
+        e.fail("form", f"expected one of {', '.join(FORMS)}, got {form!r}")
+    others = e.get("other_weights", list, default=[])
+    other_weights = []
+    for i, item in enumerate(others):
+        o = _Entry(e.path, e.entry, item, _OTHER_WEIGHTS_FIELDS, prefix=f"{e.prefix}other_weights[{i}].")
+        o.get("claim", str, required=True)
+        o.number("value", required=True)
+        o.get("source", str, required=True)
+        o.get("why", str, required=True)
+        other_weights.append(dict(o.data))
     return Reported(
+        form=form,
+        other_weights=tuple(other_weights),
         source=source,
         params_m=e.number("params_m"),
         gmacs=e.number("gmacs"),

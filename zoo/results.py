@@ -31,6 +31,27 @@ def append(record: dict[str, Any], path: Path | None = None) -> Path:
     return path
 
 
+def scan(path: Path | None = None) -> tuple[list[dict[str, Any]], int]:
+    """Every decodable record (a JSON object), oldest first, and how many lines were skipped."""
+    path = path or results_path()
+    if not path.is_file():
+        return [], 0
+    records, skipped = [], 0
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            skipped += 1
+            continue
+        if not isinstance(record, dict):
+            skipped += 1
+            continue
+        records.append(record)
+    return records, skipped
+
+
 def read(model: str | None = None, dataset: str | None = None, path: Path | None = None) -> list[dict[str, Any]]:
     """Every recorded run, oldest first, filtered by exact model and dataset names."""
     path = path or results_path()

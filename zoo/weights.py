@@ -26,7 +26,7 @@ from zoo.paths import offline
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["Downloaded", "add_file", "ensure", "load_into", "no_weights_message"]
+__all__ = ["Downloaded", "add_file", "ensure", "load_into", "no_weights_message", "provenance"]
 
 
 @dataclass(frozen=True)
@@ -120,6 +120,25 @@ def add_file(card: Card, path: str | Path) -> cache.Entry:
         )
     with cache.lock(card.name):
         return cache.store(card, source, path, actual, added_from=str(path.resolve()))
+
+
+def provenance(card: Card, *, pretrained: bool, checkpoint: str | Path | None = None) -> dict[str, object]:
+    """Where the weights of a run came from, as recorded with every result.
+
+    ``origin`` is ``official`` (bytes from one of the card's sources, or a file whose sha256 is the
+    card's), ``manual`` (a file added by hand with `zoo cache add`), ``checkpoint`` (a local file
+    passed by the user), or ``random`` (no weights). ``sha256`` is the raw file's hash.
+    """
+    if checkpoint is not None:
+        actual = fetch.sha256_file(checkpoint)
+        known = {s.sha256 for s in card.weights if s.sha256}
+        return {"origin": "official" if actual in known else "checkpoint", "sha256": actual,
+                "source": str(checkpoint)}
+    if not pretrained:
+        return {"origin": "random", "sha256": None, "source": None}
+    entry = ensure(card).entry
+    origin = "manual" if entry.source.startswith("manual:") else "official"
+    return {"origin": origin, "sha256": entry.sha256 or None, "source": entry.source}
 
 
 def load_into(model: nn.Module, card: Card, checkpoint: str | Path | None = None) -> nn.Module:

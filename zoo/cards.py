@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from zoo.errors import CardError
 
@@ -86,12 +87,21 @@ class Paper:
 
 @dataclass(frozen=True, kw_only=True)
 class Preprocess:
-    # how the *weights* expect inputs (timm's validation transforms, number for number)
-    interpolation: str = "bicubic"  # one of INTERPOLATIONS
-    crop_pct: float = 0.875  # resize short side to floor(size / crop_pct), then center-crop
-    crop_mode: str = "center"  # one of CROP_MODES
+    # how the *weights* expect inputs: the official evaluation's settings (they produced the claims)
+    interpolation: str = "bicubic"  # resampling filter of the resize, one of INTERPOLATIONS
+    crop_pct: float = 0.875  # resize the short side to floor(size / crop_pct), then crop size x size
+    crop_mode: str = "center"  # one of CROP_MODES (timm's eval transforms: center, squash, border)
     mean: tuple[float, float, float] = MEAN_STD_PRESETS["imagenet"][0]  # 3 numbers or a preset name
     std: tuple[float, float, float] = MEAN_STD_PRESETS["imagenet"][1]  # 3 numbers or a preset name
+    resize_size: int | None = None  # short side before the crop, instead of crop_pct (square input_size only)
+    source: str | None = None  # where these values come from, e.g. "deit main.py build_transform: Resize(256)"
+    timm: Preprocess | None = None  # timm's pretrained_cfg for these weights where it differs; never used for claims
+    by_dataset: Mapping[str, Preprocess] = field(default_factory=dict)  # dataset -> overriding fields, for its claims
+
+    def as_timm_cfg(self) -> dict[str, Any]:
+        """The fields timm's ``resolve_data_config`` reads (besides ``input_size``)."""
+        return {"interpolation": self.interpolation, "crop_pct": self.crop_pct, "crop_mode": self.crop_mode,
+                "mean": tuple(self.mean), "std": tuple(self.std)}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,14 +147,11 @@ class Reported:
     latency: tuple[Mapping[str, Any], ...] = ()  # [{value (ms), device, batch_size}]
     metrics: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # {dataset: {top1, ...}}
     notes: str | None = None  # e.g. "distilled", "paper counts FLOPs as 2 x MACs"
-    form: str | None = None  # which form params/MACs describe: "deploy" (branches folded) or "train"
-    # figures for other weights than the card's (e.g. the 300-epoch row when only 450-epoch weights
-    # exist): [{claim, value, source, why}]; shown, never judged against these weights
-    other_weights: tuple[Mapping[str, Any], ...] = ()
+    form: str | None = None  # params/MACs are of the "deploy" (branches folded) or the "train" model; default train
+    other_weights: tuple[Mapping[str, Any], ...] = ()  # [{claim, value, source, why}]: figures of other weights, never judged
 
     def top1(self, dataset: str = "imagenet") -> float | None:
-        value = self.metrics.get(dataset, {}).get("top1")
-        return float(value) if value is not None else None
+        return self.metrics.get(dataset, {}).get("top1")  # a Figure: keeps its printed precision
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -171,9 +178,12 @@ class Card:
     def has_weights(self) -> bool:
         return bool(self.weights)
 
-    def preprocess_for(self, dataset: str) -> Preprocess:
-        """The preprocessing that produced the card's claim on ``dataset`` (default: ``preprocess``)."""
-        return self.preprocess
+    def preprocess_for(self, dataset: str | None) -> Preprocess:
+        """The preprocessing that produced the card's claims on ``dataset``: ``preprocess`` merged with
+        ``preprocess.by_dataset[dataset]`` (already merged when the card was parsed)."""
+        if dataset is None:
+            return self.preprocess
+        return self.preprocess.by_dataset.get(dataset, self.preprocess)
 
 
 # -- validation -----------------------------------------------------------------------------------
@@ -191,7 +201,7 @@ class _Entry:
         if unknown:
             self.fail(unknown[0], f"unknown field (allowed: {', '.join(sorted(allowed))})")
 
-    def fail(self, name: str, problem: str) -> None:
+    def fail(self, name: str, problem: str) -> NoReturn:
         raise CardError(self.path, self.entry, self.prefix + name, problem)
 
     def sub(self, name: str, allowed: set[str]) -> _Entry:
@@ -212,6 +222,41 @@ class _Entry:
     def number(self, name: str, required: bool = False) -> float | None:
         value = self.get(name, (int, float), required)
         return None if value is None else float(value)
+
+    def figure(self, name: str, required: bool = False) -> Figure | None:
+        """A reported number, keeping the text it was printed with (``14.0``, or the string ``"14.0"``)."""
+        if name not in self.data or self.data[name] is None:
+            if required:
+                self.fail(name, "required field is missing")
+            return None
+        try:
+            return to_figure(self.data[name])
+        except ValueError as exc:
+            self.fail(name, str(exc))
+
+
+_DECIMAL_RE = re.compile(r"^[-+]?(\d[\d_]*)?\.?\d*([eE][-+]?\d+)?$")
+
+
+def to_figure(value: Any) -> Figure:
+    """A card number as a :class:`Figure`: YAML numbers keep their text, ``"14.0"`` is accepted too.
+
+    :raises ValueError: ``value`` is not a finite number (a bool, a word, ``.inf``/``.nan``).
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"expected number, got {type(value).__name__} {value!r}")
+    if isinstance(value, str):
+        text = value.strip()
+        if not text or not _DECIMAL_RE.match(text) or not any(c.isdigit() for c in text):
+            raise ValueError(f"expected number, got str {value!r}")
+        number = float(text.replace("_", ""))
+    elif isinstance(value, Figure):
+        text, number = value.text, float(value)
+    else:  # a YAML int, or a float from a parsed mapping a plugin handed over
+        text, number = (str(value) if isinstance(value, int) else repr(float(value))), float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"expected a finite number, got {text!r}")
+    return Figure(number, text)
 
 
 def _typename(types: type | tuple[type, ...]) -> str:
@@ -250,7 +295,25 @@ def _mean_std(e: _Entry, name: str, default: tuple[float, float, float], index: 
     return tuple(float(v) for v in value)  # type: ignore[return-value]
 
 
-def parse_preprocess(e: _Entry) -> Preprocess:
+_PREPROCESS_VALUES = _PREPROCESS_FIELDS - {"timm", "by_dataset"}  # what timm: and by_dataset: entries may set
+
+
+def crop_pct_for_resize(size: int, resize_size: int) -> float:
+    """The crop_pct for which timm's ``floor(size / crop_pct)`` is exactly ``resize_size``.
+
+    ``size / resize_size`` alone is off by one pixel for some pairs (33 and 54), so nudge it by one ulp.
+    """
+    crop_pct = size / resize_size
+    for _ in range(4):
+        scaled = math.floor(size / crop_pct)
+        if scaled == resize_size:
+            return crop_pct
+        crop_pct = math.nextafter(crop_pct, 0.0 if scaled < resize_size else 2.0)
+    raise ValueError(f"no crop_pct gives a resize to {resize_size} for size {size}")  # pragma: no cover
+
+
+def parse_preprocess(e: _Entry, input_size: tuple[int, ...] = (3, 224, 224), nested: bool = False) -> Preprocess:
+    """The card's ``preprocess:`` mapping (``nested``: a ``timm:``/``by_dataset:`` entry, already merged)."""
     default = Preprocess()
     interpolation = e.get("interpolation", str, default=default.interpolation)
     if interpolation not in INTERPOLATIONS:
@@ -259,16 +322,61 @@ def parse_preprocess(e: _Entry) -> Preprocess:
     if crop_mode not in CROP_MODES:
         e.fail("crop_mode", f"expected one of {', '.join(CROP_MODES)}, got {crop_mode!r}")
     crop_pct = e.number("crop_pct")
+    resize_size = e.get("resize_size", int)
+    if resize_size is not None:
+        if crop_pct is not None:
+            e.fail("resize_size", "give crop_pct or resize_size, not both")
+        height, width = input_size[1], input_size[2]
+        if height != width:
+            e.fail("resize_size", f"needs a square input_size (got {height}x{width}); use crop_pct")
+        if resize_size < height:
+            e.fail("resize_size", f"expected at least the crop size {height}, got {resize_size}")
+        crop_pct = crop_pct_for_resize(height, resize_size)
     crop_pct = default.crop_pct if crop_pct is None else crop_pct
     if not 0 < crop_pct <= 1.0:
         e.fail("crop_pct", f"expected a number in (0, 1], got {crop_pct}")
+    source = e.get("source", str)
+    if source is not None and not source.strip():
+        e.fail("source", "expected a non-empty string")
+    timm = by_dataset = None
+    if not nested:
+        timm = _nested_preprocess(e, "timm", e.data.get("timm"), input_size, inherit_source=False)
+        by_dataset = {}
+        overrides = e.get("by_dataset", dict, default={})
+        for dataset, values in overrides.items():
+            if not isinstance(dataset, str) or not NAME_RE.match(dataset):
+                e.fail(f"by_dataset.{dataset}", "expected a dataset name (lower case, e.g. imagenet-a)")
+            by_dataset[dataset] = _nested_preprocess(e, f"by_dataset.{dataset}", values, input_size, inherit_source=True)
     return Preprocess(
         interpolation=interpolation,
         crop_pct=crop_pct,
         crop_mode=crop_mode,
         mean=_mean_std(e, "mean", default.mean, 0),
         std=_mean_std(e, "std", default.std, 1),
+        resize_size=resize_size,
+        source=source,
+        timm=timm,
+        by_dataset=by_dataset or {},
     )
+
+
+def _nested_preprocess(e: _Entry, name: str, values: Any, input_size: tuple[int, ...],
+                       inherit_source: bool) -> Preprocess | None:
+    """A partial ``preprocess`` mapping merged over the card's own values, validated as a whole."""
+    if values is None:
+        return None
+    sub = _Entry(e.path, e.entry, values, _PREPROCESS_VALUES, prefix=f"{e.prefix}{name}.")
+    if not sub.data:
+        sub.fail("", "expected the fields that differ, e.g. {crop_pct: 0.875}")
+    base = {k: v for k, v in e.data.items() if k in _PREPROCESS_VALUES and v is not None}
+    if not inherit_source:
+        base.pop("source", None)
+    if "crop_pct" in sub.data:  # one of the two sizes decides; the override's wins
+        base.pop("resize_size", None)
+    if "resize_size" in sub.data:
+        base.pop("crop_pct", None)
+    merged = _Entry(e.path, e.entry, {**base, **sub.data}, _PREPROCESS_VALUES, prefix=sub.prefix)
+    return parse_preprocess(merged, input_size, nested=True)
 
 
 def parse_weight(e: _Entry) -> WeightSource:
@@ -289,10 +397,10 @@ def parse_weight(e: _Entry) -> WeightSource:
 
 def _speed(e: _Entry, name: str, data: Any) -> Mapping[str, Any]:
     s = _Entry(e.path, e.entry, data, _SPEED_FIELDS, prefix=f"{e.prefix}{name}.")
-    s.number("value", required=True)
+    value = s.figure("value", required=True)
     s.get("device", str, required=True)
     s.get("batch_size", int)
-    return dict(s.data)
+    return {**s.data, "value": value}
 
 
 def parse_reported(e: _Entry) -> Reported:
@@ -303,16 +411,18 @@ def parse_reported(e: _Entry) -> Reported:
         latency = [latency]
     if not isinstance(latency, list):
         e.fail("latency", "expected a mapping or a list of mappings")
-    metrics: dict[str, dict[str, float]] = {}
+    metrics: dict[str, dict[str, Figure]] = {}
     for dataset, values in e.data.items():
         if dataset in _REPORTED_KNOWN:
             continue
         if not isinstance(values, Mapping) or not values:
             e.fail(dataset, "expected a mapping of metric -> number (e.g. imagenet: {top1: 84.2})")
+        metrics[str(dataset)] = {}
         for metric, value in values.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                e.fail(f"{dataset}.{metric}", f"expected a number, got {value!r}")
-        metrics[dataset] = {str(k): float(v) for k, v in values.items()}
+            try:
+                metrics[str(dataset)][str(metric)] = to_figure(value)
+            except ValueError as exc:
+                e.fail(f"{dataset}.{metric}", str(exc))
     form = e.get("form", str)
     if form is not None and form not in FORMS:
         e.fail("form", f"expected one of {', '.join(FORMS)}, got {form!r}")
@@ -321,16 +431,16 @@ def parse_reported(e: _Entry) -> Reported:
     for i, item in enumerate(others):
         o = _Entry(e.path, e.entry, item, _OTHER_WEIGHTS_FIELDS, prefix=f"{e.prefix}other_weights[{i}].")
         o.get("claim", str, required=True)
-        o.number("value", required=True)
+        value = o.figure("value", required=True)
         o.get("source", str, required=True)
         o.get("why", str, required=True)
-        other_weights.append(dict(o.data))
+        other_weights.append({**o.data, "value": value})
     return Reported(
         form=form,
         other_weights=tuple(other_weights),
         source=source,
-        params_m=e.number("params_m"),
-        gmacs=e.number("gmacs"),
+        params_m=e.figure("params_m"),
+        gmacs=e.figure("gmacs"),
         throughput=_speed(e, "throughput", throughput) if throughput is not None else None,
         latency=tuple(_speed(e, "latency", item) for item in latency),
         metrics=metrics,
@@ -356,6 +466,15 @@ def parse_card(path: str, name: str, data: Any, papers: Mapping[str, Paper]) -> 
     for key, why in deviations.items():
         if not isinstance(why, str):
             e.fail(f"deviations.{key}", "expected a string explaining the difference")
+    preprocess = Preprocess()
+    if e.data.get("preprocess") is not None:
+        preprocess = parse_preprocess(e.sub("preprocess", _PREPROCESS_FIELDS), tuple(input_size))
+    reported = _parse_reported_field(e)
+    claimed = set(reported.metrics) if reported is not None else set()
+    for dataset in preprocess.by_dataset:
+        if dataset not in claimed:  # a typo would silently evaluate with the defaults
+            e.fail(f"preprocess.by_dataset.{dataset}",
+                   f"no claim on {dataset!r} under reported: (claims: {', '.join(sorted(claimed)) or 'none'})")
     return Card(
         name=name,
         paper=paper,
@@ -364,13 +483,13 @@ def parse_card(path: str, name: str, data: Any, papers: Mapping[str, Paper]) -> 
         builder=e.get("builder", str, required=True),
         input_size=tuple(input_size),  # type: ignore[arg-type]
         num_classes=num_classes,
-        preprocess=parse_preprocess(e.sub("preprocess", _PREPROCESS_FIELDS)) if "preprocess" in e.data else Preprocess(),
+        preprocess=preprocess,
         weights=tuple(parse_weight(_Entry(path, name, w, _WEIGHT_FIELDS, prefix=f"weights[{i}].")) for i, w in enumerate(weights)),
         weights_note=e.get("weights_note", str),
         weights_key=e.get("weights_key", str),
         patch=e.get("patch", str),
         license=e.get("license", str),
-        reported=_parse_reported_field(e),
+        reported=reported,
         deviations=dict(deviations),
         notes=e.get("notes", str),
         source=path,
@@ -394,12 +513,19 @@ class Document:
     errors: list[CardError] = field(default_factory=list)
 
 
-def read_yaml(path: str | Path) -> Any:
-    """Parse a YAML card file; a syntax error becomes a CardError naming the file and line.
+CACHE_FORMAT = 2  # bump when the cached JSON changes meaning: older caches are then ignored
+MAX_CARD_FILE_BYTES = 16 << 20  # the core registry is ~100 KB; a bigger card file is a mistake or an attack
+MAX_ALIAS_NODES = 10_000  # nodes that YAML aliases may add by repeating others (billion laughs: 10^9)
 
-    Parsed files are cached as JSON in the zoo home, keyed by path, size and mtime: loading JSON takes
-    about 1 ms where importing and running the YAML parser takes about 50 ms, and `zoo list` reads
-    cards on every call.
+
+def read_yaml(path: str | Path) -> Any:
+    """Parse a YAML card file; every problem becomes one CardError naming the file.
+
+    Floats and ints keep the text they were written with (:class:`Figure`), so ``14.0`` stays
+    one decimal. Aliases that would expand the document by more than ``MAX_ALIAS_NODES`` nodes are
+    refused before anything is built. Parsed files are cached as JSON in the zoo home, keyed by
+    path, size and mtime: loading JSON takes about 1 ms where the YAML parser takes about 50 ms,
+    and `zoo list` reads cards on every call.
     """
     path = Path(path)
     try:
@@ -409,31 +535,102 @@ def read_yaml(path: str | Path) -> Any:
     stamp = f"{stat.st_size}:{stat.st_mtime_ns}"
     cached = _cache_file(path)
     try:
-        saved = json.loads(cached.read_text(encoding="utf-8"))
-        if saved["stamp"] == stamp:
+        saved = json.loads(cached.read_text(encoding="utf-8"), object_hook=_decode_cached)
+        if saved["format"] == CACHE_FORMAT and saved["stamp"] == stamp:
             return saved["data"]
     except (OSError, ValueError, KeyError, TypeError):
-        pass  # no cache yet, or an unreadable one: parse the YAML
+        pass  # no cache yet, an older format or an unreadable one: parse the YAML
+    if stat.st_size > MAX_CARD_FILE_BYTES:
+        raise CardError(path, "", "", f"card file is {stat.st_size} bytes; the limit is {MAX_CARD_FILE_BYTES}")
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise CardError(path, "", "", f"cannot read: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CardError(path, "", "", f"not UTF-8 at byte {exc.start}") from None
     data = _parse_yaml(path, text)
     _save_cache(cached, stamp, data)
     return data
 
 
+_LOADER: Any = None
+
+
+def _loader() -> Any:
+    """A safe YAML loader (libyaml's when available) whose numbers remember their text."""
+    global _LOADER
+    if _LOADER is None:
+        import yaml
+
+        class CardLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+            pass
+
+        def construct_float(loader: Any, node: Any) -> Figure:
+            return Figure(loader.construct_yaml_float(node), node.value)
+
+        CardLoader.add_constructor("tag:yaml.org,2002:float", construct_float)
+        _LOADER = CardLoader
+    return _LOADER
+
+
 def _parse_yaml(path: Path, text: str) -> Any:
     import yaml  # imported on a cache miss only
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader = _loader()(text)
     try:
-        return yaml.load(text, Loader=loader)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_aliases(path, node)
+        return loader.construct_document(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise CardError(path, "", where, f"invalid YAML: {problem}") from None
+    except RecursionError:
+        raise CardError(path, "", "", "invalid YAML: nested too deeply") from None
+    finally:
+        loader.dispose()
+
+
+def _children(node: Any) -> list[Any]:
+    value = node.value
+    if isinstance(value, list):  # sequence: nodes; mapping: (key, value) pairs
+        return [n for item in value for n in (item if isinstance(item, tuple) else (item,))]
+    return []
+
+
+def _check_aliases(path: Path, root: Any) -> None:
+    """Refuse a composed YAML graph whose aliases repeat more than MAX_ALIAS_NODES nodes, or loop.
+
+    An alias is the same node object reached twice; the expanded size is counted per distinct node
+    (memoised), so a billion-laughs file is measured in microseconds without expanding anything.
+    """
+    expanded: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    distinct = 0
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            open_nodes.discard(key)
+            expanded[key] = 1 + sum(expanded[id(child)] for child in _children(node))
+            continue
+        if key in expanded:
+            continue
+        if key in open_nodes:
+            raise CardError(path, "", "", "YAML alias refers to itself (a recursive alias); refused")
+        open_nodes.add(key)
+        distinct += 1
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node))
+    extra = expanded[id(root)] - distinct
+    if extra > MAX_ALIAS_NODES:
+        raise CardError(path, "", "", f"YAML aliases would repeat {extra} nodes (limit {MAX_ALIAS_NODES}); refused")
 
 
 def _cache_file(path: Path) -> Path:
@@ -443,15 +640,46 @@ def _cache_file(path: Path) -> Path:
     return zoo_home() / "cards-cache" / f"{key}.json"
 
 
+_MARKERS = ({"__figure__"}, {"__map__"})
+
+
+def _encode_cached(value: Any) -> Any:
+    """Parsed YAML -> JSON-able data; a Figure becomes ``{"__figure__": [value, text]}``."""
+    if isinstance(value, Figure):
+        return {"__figure__": [float(value), value.text]}
+    if isinstance(value, Mapping):
+        if set(value) in _MARKERS:  # a real mapping that looks like a marker: store it as pairs
+            return {"__map__": [[k, _encode_cached(v)] for k, v in value.items()]}
+        return {k: _encode_cached(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encode_cached(v) for v in value]
+    return value
+
+
+def _decode_cached(obj: dict[str, Any]) -> Any:
+    if len(obj) == 1 and "__figure__" in obj:
+        number, text = obj["__figure__"]
+        if not isinstance(text, str) or not isinstance(number, (int, float)):
+            raise ValueError("malformed figure in the cards cache")
+        return Figure(float(number), text)
+    if len(obj) == 1 and "__map__" in obj:
+        return {k: v for k, v in obj["__map__"]}
+    return obj
+
+
 def _save_cache(cached: Path, stamp: str, data: Any) -> None:
     """Best effort and atomic: a cache that cannot be written only costs speed."""
+    tmp = cached.with_suffix(f".{os.getpid()}.tmp")
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"stamp": stamp, "data": data}), encoding="utf-8")
+        payload = {"format": CACHE_FORMAT, "stamp": stamp, "data": _encode_cached(data)}
+        tmp.write_text(json.dumps(payload), encoding="utf-8")
         os.replace(tmp, cached)
-    except (OSError, TypeError, ValueError):  # read-only home, or YAML values JSON cannot hold
-        pass
+    except (OSError, TypeError, ValueError, RecursionError):  # read-only home, or values JSON cannot hold
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def parse_document(path: str, data: Any, known_papers: Mapping[str, Paper] | None = None) -> Document:

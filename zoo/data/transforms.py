@@ -42,8 +42,9 @@ class EvalPreprocess:
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
     @classmethod
-    def from_card(cls, card: Card) -> EvalPreprocess:
-        pre = card.preprocess
+    def from_card(cls, card: Card, dataset: str | None = None) -> EvalPreprocess:
+        """The card's preprocessing for claims on ``dataset`` (its ``preprocess.by_dataset`` entry, if any)."""
+        pre = card.preprocess_for(dataset)
         return cls(
             input_size=tuple(card.input_size),  # type: ignore[arg-type]
             interpolation=pre.interpolation,

@@ -21,7 +21,7 @@ import torch
 from zoo import distributed
 from zoo.data.loader import ImageDataset, make_loader, shard
 from zoo.data.transforms import EvalPreprocess, EvalTransform, normalize, stats
-from zoo.errors import DataError, UserError
+from zoo.errors import DataError
 
 if TYPE_CHECKING:
     from torch import nn
@@ -35,7 +35,7 @@ class EvalOptions:
     device: str = "auto"  #: auto | cpu | cuda | cuda:N
     batch_size: int = 128
     workers: int | None = None  #: decoding processes; None: min(8, CPUs)
-    amp: str | None = None  #: bf16 | fp16 | none; None: bf16 on CUDA, none on CPU
+    amp: str | None = None  #: bf16 | fp16 | none; None: fp32 (autocast is opt-in)
     channels_last: bool = True
     compile: bool = False
     threads: int | None = None  #: CPU only: torch intra-op threads; None: torch's default, as timm's validate.py
@@ -51,38 +51,23 @@ class EvalOptions:
 
 
 def resolve_device(spec: str) -> torch.device:
-    """``auto`` -> the local rank's GPU when there is one, else the CPU."""
-    spec = (spec or "auto").lower()
-    if spec == "auto":
-        spec = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(spec)
-    except RuntimeError:
-        raise UserError(f"--device: expected auto, cpu, cuda or cuda:N, got {spec!r}") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UserError(f"--device {spec}: CUDA is not available on this machine")
-        if device.index is None:
-            device = torch.device("cuda", distributed.local_rank() % torch.cuda.device_count())
-    elif device.type != "cpu":
-        raise UserError(f"--device: expected auto, cpu, cuda or cuda:N, got {spec!r}")
+    """``auto`` -> the local rank's GPU when there is one, else the CPU (checked by
+    :func:`zoo.evaluation.device_type`, the one rule for ``--device``)."""
+    from zoo.evaluation import device_type
+
+    kind = device_type(spec)
+    text = (spec or "auto").strip().lower()
+    device = torch.device(kind if text == "auto" else text)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", distributed.local_rank() % torch.cuda.device_count())
     return device
 
 
 def resolve_precision(amp: str | None, device: torch.device) -> str:
-    """The autocast dtype name, or ``fp32``."""
-    if amp is None:
-        if device.type != "cuda":
-            return "fp32"
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    amp = amp.lower()
-    if amp in ("none", "fp32", "off", "false"):
-        return "fp32"
-    if amp not in ("bf16", "fp16"):
-        raise UserError(f"--amp: expected bf16, fp16 or none, got {amp!r}")
-    if amp == "fp16" and device.type == "cpu":
-        raise UserError("--amp fp16 is for CUDA; use --amp bf16 on the CPU")
-    return amp
+    """The autocast dtype name, or ``fp32`` (the default on every device, issue #10 item 16)."""
+    from zoo.evaluation import precision_of
+
+    return precision_of(amp, device.type)
 
 
 class Progress:
@@ -198,13 +183,14 @@ def _check_labels(evalset: EvalSet, card: Card) -> None:
 
 def evaluate(model: nn.Module, card: Card, dataset: EvalSet, options: dict[str, Any]) -> dict[str, Any]:
     """Top-1/top-5 of ``model`` on ``dataset`` (each part of it in turn, for ImageNet-C)."""
+    from zoo.evaluation import check_options
+
+    check_options(options)  # the same rules as `zoo eval`, for callers of the hook itself
     opts = EvalOptions.from_dict(options)
-    if opts.batch_size < 1:
-        raise UserError(f"--batch-size: expected a positive integer, got {opts.batch_size}")
     device = resolve_device(opts.device)
     precision = resolve_precision(opts.amp, device)
     rank, world = distributed.rank(), distributed.world_size()
-    pre = EvalPreprocess.from_card(card)
+    pre = EvalPreprocess.from_card(card, dataset.name)
     parts = dataset.parts or [dataset]
     for part in parts:
         _check_labels(part, card)

@@ -216,7 +216,7 @@ class _Entry:
         if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
             self.fail(name, f"expected {_typename(types)}, got bool")
         if not isinstance(value, types):
-            self.fail(name, f"expected {_typename(types)}, got {type(value).__name__} {value!r}")
+            self.fail(name, f"expected {_typename(types)}, got {_kind(value)} {value!r}")
         return value
 
     def number(self, name: str, required: bool = False) -> float | None:
@@ -244,7 +244,7 @@ def to_figure(value: Any) -> Figure:
     :raises ValueError: ``value`` is not a finite number (a bool, a word, ``.inf``/``.nan``).
     """
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ValueError(f"expected number, got {type(value).__name__} {value!r}")
+        raise ValueError(f"expected number, got {_kind(value)} {value!r}")
     if isinstance(value, str):
         text = value.strip()
         if not text or not _DECIMAL_RE.match(text) or not any(c.isdigit() for c in text):
@@ -259,9 +259,15 @@ def to_figure(value: Any) -> Figure:
     return Figure(number, text)
 
 
+def _kind(value: Any) -> str:
+    return "float" if isinstance(value, Figure) else type(value).__name__  # a Figure is the YAML float
+
+
 def _typename(types: type | tuple[type, ...]) -> str:
     types = types if isinstance(types, tuple) else (types,)
     names = {int: "number", float: "number", str: "string", list: "list", dict: "mapping"}
+    if types == (int,):
+        return "integer"
     return " or ".join(dict.fromkeys(names.get(t, t.__name__) for t in types))
 
 

@@ -72,7 +72,7 @@ class Env:
         cat = build_catalog(registry=self.registry, eps=[EntryPoint("wtest", "weights_testplugin", "zoo")])
         assert not cat.errors, cat.errors
         self.mp.setattr(api, "catalog", functools.cache(lambda: cat))  # keeps api.reset() working
-        api._hook_table.cache_clear()
+        getattr(api._hook_table, "cache_clear", lambda: None)()  # hook tables may live on the catalog
 
     def place_in_hub_cache(self, repo: str, filename: str, body: bytes) -> Path:
         """Lay out a file the way huggingface_hub caches it (blobs/<sha256>, snapshot symlink, refs/main)."""
@@ -104,7 +104,7 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setattr(hf_http, "time", no_wait)
     monkeypatch.setattr(hf_download, "time", no_wait)
     yield Env(tmp_path, monkeypatch)
-    api._hook_table.cache_clear()
+    getattr(api._hook_table, "cache_clear", lambda: None)()
 
 
 @pytest.fixture
@@ -164,7 +164,9 @@ def test_truncated_body_fails_keeps_part_and_the_next_run_resumes(env, hub):
     env.cards(m={"weights": [{"url": url}]})
     with pytest.raises(WeightsError, match=r"connection closed after 900 of \d+ bytes"):
         zoo.create_model("m", pretrained=True)
-    assert zoo_files() == ["downloads/m/w.pth.part"]  # only the partial file, never a complete-looking one
+    # only the partial file (and its resume record, if zoo.fetch keeps one), never a complete-looking one
+    assert "downloads/m/w.pth.part" in zoo_files()
+    assert all(f.startswith("downloads/m/w.pth.part") for f in zoo_files()), zoo_files()
     served.truncate_at = None
     assert_loaded(zoo.create_model("m", pretrained=True), ours)
     assert hub.requests("GET")[-1] == ("GET", "/files/w.pth", "bytes=900-")

@@ -14,19 +14,21 @@ and a missing one is a one-line :class:`~zoo.errors.OfflineError` saying how to 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zoo import cache, checkpoint, fetch
 from zoo.cards import Card, WeightSource
-from zoo.errors import OfflineError, WeightsError
+from zoo.errors import OfflineError, UserError, WeightsError, first_line
 from zoo.paths import offline
 
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["Downloaded", "add_file", "ensure", "load_into", "no_weights_message", "provenance"]
+__all__ = ["Added", "Downloaded", "add_file", "ensure", "import_bundle", "load_into", "no_weights_message",
+           "provenance"]
 
 
 @dataclass(frozen=True)
@@ -65,17 +67,20 @@ def ensure(card: Card, force: bool = False) -> Downloaded:
                 not_cached.append(source)
             except WeightsError as exc:
                 failures.append(f"{source.describe()}: {exc}")
+        by_hand = cache.manual(card.name)
+        note = (f" (the hand-added {by_hand.manifest.get('file')} is not the card's file; to use it pass "
+                f"--checkpoint {by_hand.path})") if by_hand is not None else ""
         if offline() and not failures:
             files = ", ".join(sorted({s.filename for s in not_cached}))
             raise OfflineError(
                 f"model {card.name!r}: weights file {files} is not in the cache and offline mode is on "
                 f"(HF_HUB_OFFLINE/ZOO_OFFLINE); run `zoo download {card.name}` on a connected machine, "
-                f"or bring them with `zoo cache import BUNDLE`, or pass --checkpoint PATH"
+                f"or bring them with `zoo cache import BUNDLE`, or pass --checkpoint PATH{note}"
             )
         if len(failures) == 1:
-            raise WeightsError(f"model {card.name!r}: {failures[0]}")
+            raise WeightsError(f"model {card.name!r}: {failures[0]}{note}")
         attempts = "; ".join(f"[{i}] {text}" for i, text in enumerate(failures, 1))
-        raise WeightsError(f"model {card.name!r}: no weight source worked: {attempts}")
+        raise WeightsError(f"model {card.name!r}: no weight source worked: {attempts}{note}")
 
 
 def _fetch_verify_store(card: Card, source: WeightSource, force: bool) -> cache.Entry:
@@ -87,7 +92,7 @@ def _fetch_verify_store(card: Card, source: WeightSource, force: bool) -> cache.
         whose = "the card's" if source.sha256 else "the server's ETag"
         raise fetch.FetchError(f"sha256 mismatch: got {actual}, {whose} is {expected}; the file was removed")
     try:
-        entry = cache.store(card, source, got.path, actual)
+        entry = cache.store(card, source, got.path, actual, origin="official")
     except BaseException:
         if got.owned:  # a file that cannot be converted is of no use; a hub file stays in HF's cache
             got.path.unlink(missing_ok=True)
@@ -97,37 +102,109 @@ def _fetch_verify_store(card: Card, source: WeightSource, force: bool) -> cache.
     return entry
 
 
-def add_file(card: Card, path: str | Path) -> cache.Entry:
-    """Register a file downloaded by hand: hash-checked when the card has a sha256, then converted."""
+@dataclass(frozen=True)
+class Added:
+    entry: cache.Entry
+    replaced: cache.Entry | None  # the hand-added entry this one replaced
+    used_by_pretrained: bool  # whether create_model(pretrained=True) now loads it
+
+
+def add_file(card: Card, path: str | Path) -> Added:
+    """Register a file downloaded by hand.
+
+    A file whose sha256 is one the card states *is* the card's file: it is stored as an official
+    entry. Any other file is refused when the card states a sha256 for that file name, and otherwise
+    kept as the model's one hand-added (``manual``) entry, replacing the previous one. A manual entry
+    is what ``pretrained=True`` loads only for a card without any scriptable source (weights in a
+    Drive folder, on box.com); for the others it never stands in for the official weights.
+    """
     from zoo import api
 
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"{str(path)!r} does not exist")
+        raise UserError(f"{str(path)!r} is not a file")
     api.catalog().require_installed(card)
-    if not card.weights:  # no scriptable source (a Drive folder, a box.com link): keep it as a manual entry
-        source = WeightSource(file=path.name)
-    else:
-        source = next((s for s in card.weights if s.filename == path.name), card.weights[0])
     actual = fetch.sha256_file(path)
-    known = [s for s in card.weights if s.sha256]
-    if known and source.sha256 is None:  # a file of another name: it must match one of the card's hashes
-        source = next((s for s in known if s.sha256 == actual), source)
-    if source.sha256 and actual != source.sha256:
+    official = next((s for s in card.weights if s.sha256 == actual), None)
+    if official is not None:
+        with cache.lock(card.name):
+            entry = cache.store(card, official, path, actual, origin="official", added_from=str(path.resolve()))
+        return Added(entry, None, used_by_pretrained=True)
+    named = next((s for s in card.weights if s.filename == path.name), None)
+    expected = named if named is not None else next((s for s in card.weights if s.sha256), None)
+    if expected is not None and expected.sha256:
         raise WeightsError(
-            f"model {card.name!r}: {path.name} has sha256 {actual}, the card expects {source.sha256} "
-            f"({source.describe()}); not added"
+            f"model {card.name!r}: {path.name} has sha256 {actual}, the card expects {expected.sha256} "
+            f"({expected.describe()}); not added"
         )
     with cache.lock(card.name):
-        return cache.store(card, source, path, actual, added_from=str(path.resolve()))
+        previous = cache.manual(card.name)
+        entry = cache.store(card, WeightSource(file=path.name), path, actual, origin="manual",
+                            added_from=str(path.resolve()))
+    replaced = previous if previous is not None and previous.sha256 != actual else None
+    return Added(entry, replaced, used_by_pretrained=not card.weights)
+
+
+def import_bundle(bundle: str | Path) -> list[cache.Entry]:
+    """Import a bundle made by `zoo cache export` (all of it or nothing; see :func:`zoo.cache.import_bundle`).
+
+    Each entry must name an installed card; when the card's plugin is installed, its tensors' names
+    and shapes must be exactly the builder's (read from the safetensors header, the model is built
+    on the meta device), so a self-consistent bundle of the wrong tensors is refused here.
+    """
+    from zoo import api
+    from zoo.errors import UnknownName
+
+    def card_of(name: str) -> Card | None:
+        try:
+            card = api.get_card(name)
+        except UnknownName:
+            return None
+        return card if card.name == name else None
+
+    return cache.import_bundle(Path(bundle), card_of, check=_check_keys)
+
+
+def _check_keys(card: Card, path: Path) -> None:
+    """The safetensors header at ``path`` must hold exactly the builder's names and shapes."""
+    from zoo import api
+
+    if not api.catalog().installed(card):
+        return  # cannot build it here; the file is still checked as safetensors, and strictly at load time
+    from safetensors import safe_open
+
+    from zoo.lightbuild import light_build
+
+    try:
+        with light_build():
+            model = api.create_model(card.name, pretrained=False)
+    except Exception as exc:  # a builder that cannot run here: say so, import nothing
+        raise WeightsError(f"bundle entry for {card.name!r}: cannot build the model to check its tensors "
+                           f"({type(exc).__name__}: {first_line(exc)}); nothing imported") from None
+    own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    with safe_open(str(path), framework="pt") as fh:
+        aliases = json.loads((fh.metadata() or {}).get(checkpoint.ALIASES, "{}"))
+        got = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
+    got.update({alias: got.get(name, ()) for alias, name in aliases.items()})
+    missing = sorted(set(own) - set(got))
+    unexpected = sorted(set(got) - set(own))
+    shapes = sorted(k for k in set(own) & set(got) if own[k] != got[k])
+    if missing or unexpected or shapes:
+        first = (missing or unexpected or shapes)[0]
+        raise WeightsError(
+            f"bundle entry for {card.name!r} does not fit its builder ({len(missing)} missing, {len(unexpected)} "
+            f"unexpected, {len(shapes)} differently shaped tensors, e.g. {first!r}); nothing imported"
+        )
 
 
 def provenance(card: Card, *, pretrained: bool, checkpoint: str | Path | None = None) -> dict[str, object]:
     """Where the weights of a run came from, as recorded with every result.
 
-    ``origin`` is ``official`` (bytes from one of the card's sources, or a file whose sha256 is the
-    card's), ``manual`` (a file added by hand with `zoo cache add`), ``checkpoint`` (a local file
-    passed by the user), or ``random`` (no weights). ``sha256`` is the raw file's hash.
+    ``origin`` is ``official`` (bytes from one of the card's sources, or a file whose sha256 is one the
+    card states), ``manual`` (a file added by hand with `zoo cache add`: used by ``pretrained=True``
+    only for a card whose weights no script can fetch), ``checkpoint`` (a local file passed by the
+    user), or ``random`` (no weights). ``sha256`` is the raw (original) file's hash; ``source`` says
+    where it came from (the card's source, ``manual:<file>``, or the checkpoint's path).
     """
     if checkpoint is not None:
         actual = fetch.sha256_file(checkpoint)
@@ -137,8 +214,7 @@ def provenance(card: Card, *, pretrained: bool, checkpoint: str | Path | None = 
     if not pretrained:
         return {"origin": "random", "sha256": None, "source": None}
     entry = ensure(card).entry
-    origin = "manual" if entry.source.startswith("manual:") else "official"
-    return {"origin": origin, "sha256": entry.sha256 or None, "source": entry.source}
+    return {"origin": entry.origin, "sha256": entry.sha256 or None, "source": entry.source}
 
 
 def load_into(model: nn.Module, card: Card, checkpoint: str | Path | None = None) -> nn.Module:
@@ -149,10 +225,9 @@ def load_into(model: nn.Module, card: Card, checkpoint: str | Path | None = None
         state_dict = ckpt.load_converted(card, checkpoint)
         ckpt.load_strict(model, state_dict, card, origin=repr(str(checkpoint)))
         return model
-    from safetensors.torch import load_file
-
     entry = ensure(card).entry
-    _checkpoint().load_strict(model, load_file(str(entry.path)), card, origin=f"from {entry.source}")
+    ckpt = _checkpoint()
+    ckpt.load_strict(model, ckpt.read_safetensors(entry.path), card, origin=f"from {entry.source}")
     return model
 
 

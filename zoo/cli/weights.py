@@ -8,7 +8,21 @@ from pathlib import Path
 import click
 
 from zoo import api, render
-from zoo.errors import WeightsError
+from zoo.errors import UnknownModel, WeightsError
+
+
+def _model_name(name: str) -> str:
+    """A card's name (canonical), or the name of a model the cache holds whose card is gone; refuses
+    anything else (paths, '..', '') with one line before any path is made from it."""
+    from zoo import cache
+
+    try:
+        return api.get_card(name).name
+    except UnknownModel:
+        checked = cache.check_name(name)  # '', '..', '/abs', 'a/b': one line, exit 2
+        if (cache.weights_dir() / checked).exists() or (cache.weights_dir() / checked).is_symlink():
+            return checked  # cached weights of a card that is no longer installed
+        raise
 
 
 @click.command("download", short_help="Fetch, verify and convert models' weights into the cache.")
@@ -44,6 +58,8 @@ def download_command(names: tuple[str, ...], all_: bool, force: bool, print_hash
             continue
         entry = done.entry
         state = "downloaded" if done.fetched else "cached"
+        if entry.origin == "manual":  # a card whose weights no script can fetch: say it is the hand-added file
+            state = f"cached (added by hand: {entry.manifest.get('file')}, origin manual)"
         if print_hashes:
             click.echo(f"{card.name}\t{entry.manifest.get('file')}\tsha256: {entry.sha256}\t{entry.source}")
         else:
@@ -76,30 +92,53 @@ def cache_ls_command(name: str | None, as_json: bool) -> None:
     """
     from zoo import cache
 
-    found = cache.entries(name)
+    model = _model_name(name) if name else None
+    found = cache.entries(model)
+    partial = cache.incomplete(model)
     if as_json:
-        click.echo(json.dumps([{"model": e.model, "path": str(e.path), "size": e.path.stat().st_size, **e.manifest}
-                               for e in found], indent=2))
+        rows = [{"model": e.model, "path": str(e.path), "size": e.path.stat().st_size, **e.manifest,
+                 "origin": e.origin} for e in found]
+        rows += [{"model": m, "path": str(p), "size": _size(p), "incomplete": why} for m, p, why in partial]
+        click.echo(json.dumps(rows, indent=2))
         return
-    rows = [[e.model, e.manifest.get("file"), render.fmt(e.path.stat().st_size / 1e6), e.sha256[:12], e.source]
-            for e in found]
-    click.echo(render.table(rows, ["model", "file", "MB", "sha256", "source"], align="llrll"))
+    rows = [[e.model, e.manifest.get("file"), render.fmt(e.path.stat().st_size / 1e6), e.sha256[:12], e.origin,
+             e.source] for e in found]
+    rows += [[m, p.name, render.fmt(_size(p) / 1e6), "", why.split(" (")[0], why] for m, p, why in partial]
+    click.echo(render.table(rows, ["model", "file", "MB", "sha256", "origin", "source"], align="llrlll"))
+    if partial:
+        click.echo(f"{len(partial)} incomplete file(s): `zoo cache rm NAME` (or --all) removes them", err=True)
+
+
+def _size(path: Path) -> int:
+    from zoo.cache import _tree_size
+
+    return _tree_size(path) if path.is_dir() else path.stat().st_size if path.exists() else 0
 
 
 @cache_group.command("rm", short_help="Remove a model's cached weights.")
-@click.argument("names", nargs=-1, required=True)
-def cache_rm_command(names: tuple[str, ...]) -> None:
-    """Remove everything zoo caches for NAMES (the Hugging Face cache is left alone: `hf cache`).
+@click.argument("names", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Every model's cached weights and unfinished imports.")
+def cache_rm_command(names: tuple[str, ...], all_: bool) -> None:
+    """Remove everything zoo caches for NAMES, model names only (the Hugging Face cache is left alone:
+    `hf cache`). Incomplete files of a killed download or `cache add` go too. Refused while another
+    process is downloading the model.
 
     \b
     Example:
       zoo cache rm deit-t
+      zoo cache rm --all
     """
     from zoo import cache
 
-    for name in names:
-        freed = cache.remove(name)
-        click.echo(f"{name}: removed {render.fmt(freed / 1e6)} MB" if freed else f"{name}: nothing cached")
+    if all_ == bool(names):
+        raise click.UsageError("name the models to remove, or pass --all (not both)")
+    if all_:
+        click.echo(f"removed {render.fmt(cache.remove_all() / 1e6)} MB")
+        return
+    models = [_model_name(name) for name in names]  # every name is checked before anything is removed
+    for model in models:
+        freed = cache.remove(model)
+        click.echo(f"{model}: removed {render.fmt(freed / 1e6)} MB" if freed else f"{model}: nothing cached")
 
 
 @cache_group.command("path", short_help="Print where the cache is.")
@@ -113,7 +152,7 @@ def cache_path_command(name: str | None) -> None:
     """
     from zoo import cache
 
-    click.echo(str(cache.model_dir(name) if name else cache.weights_dir()))
+    click.echo(str(cache.model_dir(_model_name(name)) if name else cache.weights_dir()))
 
 
 @cache_group.command("export", short_help="Bundle cached weights for an air-gapped machine.")
@@ -130,7 +169,8 @@ def cache_export_command(names: tuple[str, ...], output: Path) -> None:
 
     found = []
     for name in names:
-        entry = cache.find(api.get_card(name))
+        card = api.get_card(name)
+        entry = cache.find(card) or cache.manual(card.name)  # a hand-added entry travels as one (origin kept)
         if entry is None:
             raise WeightsError(f"model {name!r} is not in the cache; run `zoo download {name}` first")
         found.append(entry)
@@ -139,18 +179,21 @@ def cache_export_command(names: tuple[str, ...], output: Path) -> None:
 
 
 @cache_group.command("import", short_help="Unpack a bundle made by `zoo cache export`.")
-@click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("bundle", type=click.Path(path_type=Path))
 def cache_import_command(bundle: Path) -> None:
-    """Import BUNDLE's weights into the cache, checking each file's sha256.
+    """Import BUNDLE's weights into the cache: all of them or none. Every file's size, sha256 and
+    safetensors header (and, with the model's plugin installed, its tensor names and shapes) are
+    checked before the first one is moved into place.
 
     \b
     Example:
       zoo cache import bundle.tar
     """
-    from zoo import cache
+    from zoo import weights
 
-    for entry in cache.import_bundle(bundle):
-        click.echo(f"{entry.model}: imported {entry.manifest.get('file')} (sha256 {entry.sha256[:12]})")
+    for entry in weights.import_bundle(bundle):
+        click.echo(f"{entry.model}: imported {entry.manifest.get('file')} (sha256 {entry.sha256[:12]}, "
+                   f"origin {entry.origin})")
 
 
 @cache_group.command("add", short_help="Register a weights file downloaded by hand.")
@@ -159,11 +202,24 @@ def cache_import_command(bundle: Path) -> None:
 def cache_add_command(name: str, file: Path) -> None:
     """Check FILE against NAME's card (sha256 when the card has one), convert it, cache it.
 
+    A file whose sha256 the card states is the official file. Any other file is kept as NAME's one
+    hand-added entry (origin manual; a second add replaces it), which pretrained=True uses only when
+    the card has no source a script can fetch.
+
     \b
     Example:
       zoo cache add fastervit-2 ~/Downloads/fastervit_2_224_1k.pth.tar
     """
     from zoo import weights
 
-    entry = weights.add_file(api.get_card(name), file)
-    click.echo(f"{name}: added {entry.path} (source sha256 {entry.sha256})")
+    card = api.get_card(name)
+    added = weights.add_file(card, file)
+    entry = added.entry
+    if added.replaced is not None:
+        click.echo(f"{card.name}: replaced the hand-added {added.replaced.manifest.get('file')} "
+                   f"(sha256 {added.replaced.sha256[:12]})")
+    click.echo(f"{card.name}: added {entry.path} (source sha256 {entry.sha256}, origin {entry.origin})")
+    if not added.used_by_pretrained:
+        click.echo(f"note: {file.name} is not the card's own file (its sha256 is none the card states), so "
+                   f"pretrained=True keeps using the card's sources; evaluate it with --checkpoint {entry.path}",
+                   err=True)

@@ -144,10 +144,12 @@ def test_eval_json_limit_and_results_file(evalt, demo):
     rec = records[0]
     assert rec["images"] == 10 and rec["device"] == "cpu" and rec["precision"] == "fp32" and rec["batch_size"] == 4
     assert rec["versions"]["torch"] == torch.__version__.split("+")[0] and rec["versions"]["zoo"] == zoo.__version__
-    assert rec["checkpoint_sha256"] is None and "time" in rec
+    assert rec["weights"] == {"origin": "random", "sha256": None, "source": None} and "time" in rec
     table = _invoke(["results", "--model", "evt-resnet"])
     assert table.exit_code == 0 and "evt-resnet" in table.output and "folder:" in table.output
-    assert json.loads(_invoke(["results", "--model", "nope", "--json"]).output) == []
+    assert json.loads(_invoke(["results", "--model", "EVT-ResNet", "--json"]).output) == records  # canonical names
+    _one_line_exit2(_invoke(["results", "--model", "evt-resnett", "--json"]),
+                    "unknown model 'evt-resnett'", "Did you mean: evt-resnet")
 
 
 def test_reported_number_and_checkpoint_hash_are_recorded(evalt, tmp_path):
@@ -163,7 +165,9 @@ def test_reported_number_and_checkpoint_hash_are_recorded(evalt, tmp_path):
     result = zoo.evaluate("evt-resnet", "imagenet", data_dir=data, checkpoint=ckpt, workers=0)
     assert result["reported_top1"] == 50.0
     assert result["delta_top1"] == pytest.approx(result["top1"] - 50.0)
-    assert results.read(dataset="imagenet")[0]["checkpoint_sha256"] == sha256_file(ckpt)
+    assert result["precision"] == "fp32"  # the default everywhere, recorded with the run
+    assert results.read(dataset="imagenet")[0]["weights"] == {"origin": "checkpoint", "sha256": sha256_file(ckpt),
+                                                                "source": str(ckpt)}
 
 
 def test_bad_images_are_counted_named_and_fail_unless_skipped(evalt, tmp_path):

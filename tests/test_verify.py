@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from zoo import api, verify
+from zoo.cards import Card, Figure, Reported, printed_decimals
 from zoo.cli import cli
 from zoo.paths import zoo_home
 
@@ -35,9 +36,10 @@ def _write_results(rows):
     return path
 
 
-@pytest.mark.parametrize("value, places", [(75.9, 1), (86.0, 0), (0.000314, 6), (4.74, 2), (3.0, 0), (2.7808e-05, 9), (100.0, 0)])
-def test_decimals(value, places):
-    assert verify.decimals(value) == places
+@pytest.mark.parametrize("value, places", [(75.9, 1), (86.0, 0), (0.000314, 6), (4.74, 2), (3.0, 0), (2.7808e-05, 9), (100.0, 0),
+                                           (Figure(14.0, "14.0"), 1), (Figure(14.0, "14"), 0), (Figure(0.3, "0.30"), 2)])
+def test_printed_decimals(value, places):
+    assert printed_decimals(value) == places
 
 
 @pytest.mark.parametrize("measured, reported, holds", [
@@ -48,21 +50,39 @@ def test_decimals(value, places):
     (4.81, 4.7, False),
     (28.59, 28.0, True),    # printed "28"
     (29.01, 28.0, False),
+    (14.66, Figure(14.0, "14.0"), False),  # printed "14.0": precision 0.1 M (issue #10, item 13)
+    (14.04, Figure(14.0, "14.0"), True),
+    (13.94, Figure(14.0, "14.0"), False),
+    (14.66, Figure(14.0, "14"), True),     # printed "14": precision 1 M, rounded or truncated
+    (13.5, Figure(14.0, "14"), True),
+    (15.01, Figure(14.0, "14"), False),
 ])
 def test_within_precision(measured, reported, holds):
     assert verify.within_precision(measured, reported) is holds
 
 
+def run_row(model: str, top1: float, dataset: str = "imagenet", **fields):
+    """A results line as `zoo eval` writes it for a run that can test the card's claim: the card's
+    own weights, fp32, the card's preprocessing for the dataset. ``fields`` override."""
+    from zoo.data.transforms import EvalPreprocess
+
+    row = {"model": model, "dataset": dataset, "top1": top1, "pretrained": True, "precision": "fp32",
+           "weights": {"origin": "official", "sha256": "ab" * 32, "source": "hf://org/w"},
+           "preprocess": EvalPreprocess.from_card(api.get_card(model), dataset).as_dict()}
+    row.update(fields)
+    return row
+
+
 def test_statuses_of_every_kind(claims_zoo):  # noqa: F811
     _write_results([
-        {"model": "tiny-net", "dataset": "imagenet", "top1": 49.95},
-        {"model": "tiny-off", "dataset": "imagenet", "top1": 10.0},
-        {"model": "tiny-off", "dataset": "imagenet", "top1": 59.0},  # the latest result counts
+        run_row("tiny-net", 49.95),
+        run_row("tiny-off", 10.0),
+        run_row("tiny-off", 59.0),  # the latest result counts
         # runs that cannot test a paper's accuracy never replace one that can
-        {"model": "tiny-net", "dataset": "imagenet", "top1": 0.1, "pretrained": False, "checkpoint": None},
-        {"model": "tiny-net", "dataset": "imagenet", "top1": 12.5, "limit": 8},
-        {"model": "tiny-net", "dataset": "imagenet", "top1": 47.0, "patch": "tome:r=13"},
-        {"model": "tiny-net", "dataset": "imagenet", "top1": 51.0, "skipped_bad_images": True},
+        run_row("tiny-net", 0.1, pretrained=False, checkpoint=None),
+        run_row("tiny-net", 12.5, limit=8),
+        run_row("tiny-net", 47.0, patch="tome:r=13"),
+        run_row("tiny-net", 51.0, skipped_bad_images=True),
     ])
     reports = {r["model"]: r for r in verify.verify(["tiny-net", "tiny-off", "tiny-explained", "needs-plugin"])}
 
@@ -70,6 +90,7 @@ def test_statuses_of_every_kind(claims_zoo):  # noqa: F811
     assert ok["params_m"]["status"] == "holds" and ok["params_m"]["measured"] == pytest.approx(0.000314)
     assert ok["gmacs"]["status"] == "holds" and ok["gmacs"]["measured"] == pytest.approx(1.3904e-5, rel=1e-3)
     assert ok["imagenet.top1"]["status"] == "holds" and ok["imagenet.top1"]["measured"] == 49.95
+    assert ok["imagenet.top1"]["tolerance"] == "±0.1 points"
     assert ok["throughput"]["status"] == "not measurable"
     assert ok["throughput"]["note"].startswith("not measurable here: paper used A100, this is ")
     assert ok["latency@Intel Xeon Gold 6248"]["status"] == "not measurable"

@@ -2,20 +2,34 @@
 
 It resolves the card, the card's task hook (``zoo_tasks``) and the dataset adapter
 (``zoo_datasets``), builds the model with :func:`zoo.api.create_model`, runs the hook, puts the
-paper's number beside the measured one and appends the run to the results file. Every check
-that depends only on the user's input (model, dataset, data directory, layout, task, limit)
-runs before the model is built, so mistakes fail in a second with one line.
+paper's number beside the measured one and appends the run to the results file.
+
+Every check that depends only on the user's input (model, options, dataset, data directory,
+layout, task, patch syntax, device) is :func:`prepare`, run before the model is built, so mistakes
+fail in a second with one line; ``zoo eval --nproc N`` runs it (and :func:`preflight`) in the
+parent before torchrun starts any worker (issue #10, item 11).
+
+Recording is a separate step (:func:`record`), so the CLI prints the result first: a results file
+that cannot be written (read-only or full zoo home) costs a warning, never the evaluation (item 5).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import os
+import re
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zoo import distributed
-from zoo.errors import DataError, UnknownDataset, UserError, ZooError
+from zoo.errors import DataError, UnknownDataset, UnknownModel, UnknownPatch, UserError, ZooError, first_line
+
+if TYPE_CHECKING:
+    from zoo.cards import Card
+    from zoo.data.datasets import EvalSet
 
 
 class BadImages(ZooError):
@@ -29,6 +43,82 @@ class BadImages(ZooError):
         shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
         super().__init__(f"{len(paths)} unreadable image(s): {shown}; fix or remove them, or pass "
                          f"--skip-bad-images to score the other {result.get('images', 0)} (they are listed in the result)")
+
+
+# -- the shared runtime options, checked in one place ---------------------------------------------
+
+#: ``--amp`` values meaning "no autocast"
+FP32_NAMES = ("none", "fp32", "off", "false")
+
+
+def _count(options: Mapping[str, Any], key: str, minimum: int, what: str, maximum: int | None = None,
+           why_max: str = "") -> None:
+    value = options.get(key)
+    if value is None:
+        return
+    flag = f"--{key.replace('_', '-')}"
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UserError(f"{flag}: expected {what} (an integer >= {minimum}), got {value!r}")
+    if value < minimum:
+        raise UserError(f"{flag}: expected {what} >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise UserError(f"{flag}: {value} is more than {maximum}{why_max}")
+
+
+def device_type(spec: str | None) -> str:
+    """``auto``/``cpu``/``cuda``/``cuda:N`` -> ``"cpu"`` or ``"cuda"``; a UserError for anything
+    else, for CUDA on a machine without it, or for a GPU index the machine does not have."""
+    text = str(spec or "auto").strip().lower()
+    if text == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    match = re.fullmatch(r"(cpu|cuda)(?::(\d+))?", text)
+    if not match:
+        raise UserError(f"--device: expected auto, cpu, cuda or cuda:N, got {spec!r}")
+    if match[1] == "cpu":
+        return "cpu"
+    import torch
+
+    if not torch.cuda.is_available():
+        raise UserError(f"--device {text}: CUDA is not available on this machine")
+    if match[2] is not None and int(match[2]) >= torch.cuda.device_count():
+        raise UserError(f"--device {text}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return "cuda"
+
+
+def precision_of(amp: str | None, device: str) -> str:
+    """The precision a run computes in: ``fp32`` unless bf16/fp16 autocast is asked for.
+
+    fp32 is the default everywhere (issue #10, item 16): the papers and timm's ``validate.py``
+    evaluate in fp32, and autocast moves top-1 by up to a few tenths.
+    """
+    if amp is None:
+        return "fp32"
+    text = str(amp).strip().lower()
+    if text in FP32_NAMES:
+        return "fp32"
+    if text not in ("bf16", "fp16"):
+        raise UserError(f"--amp: expected bf16, fp16 or none, got {amp!r}")
+    if text == "fp16" and device == "cpu":
+        raise UserError("--amp fp16 is for CUDA; use --amp bf16 on the CPU")
+    return text
+
+
+def check_options(options: Mapping[str, Any]) -> str:
+    """Check the runtime options every task hook shares; return the device type they resolve to."""
+    cores = os.cpu_count() or 1
+    _count(options, "batch_size", 1, "a batch size")
+    _count(options, "workers", 0, "a number of decoding processes", 4 * cores,
+           f" (4 per CPU core on this {cores}-core machine): more cannot decode faster")
+    _count(options, "threads", 1, "a number of CPU threads", cores, ", the CPU cores of this machine")
+    _count(options, "limit", 1, "a number of images")
+    device = device_type(options.get("device"))
+    precision_of(options.get("amp"), device)
+    return device
+
+
+# -- everything that can be checked before a model is built ---------------------------------------
 
 
 def data_root(dataset: str, arg: str, data_dir: str | Path | None) -> Path:
@@ -45,13 +135,107 @@ def data_root(dataset: str, arg: str, data_dir: str | Path | None) -> Path:
     raise UserError(f"dataset {dataset!r} needs --data-dir DIR (or ZOO_DATA_DIR, read as $ZOO_DATA_DIR/{dataset})")
 
 
-def _device_type(device: str | None) -> str:
-    spec = (device or "auto").lower()
-    if spec == "auto":
+def check_patch(spec: str | None) -> None:
+    """``NAME:k=v,...`` parses and NAME is a registered patch."""
+    if not spec:
+        return
+    from zoo import api
+
+    patch_name, _ = api.parse_patch(spec)
+    patches = api.hook_entries("zoo_patches")
+    if patch_name not in patches:
+        raise UnknownPatch(patch_name, patches)
+
+
+@dataclass
+class Plan:
+    """A checked evaluation: the card, the scanned dataset, the task hook, the device type."""
+
+    card: Card
+    dataset: str  #: the registered dataset name ("imagenet", "folder", ...)
+    label: str  #: as recorded: the name, or ``folder:PATH``
+    evalset: EvalSet
+    task: Callable[..., dict[str, Any]]
+    device: str  #: "cpu" or "cuda"
+    limit: int | None = None
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+
+
+def prepare(
+    name: str,
+    dataset: str,
+    *,
+    data_dir: str | Path | None = None,
+    patch: str | None = None,
+    corruption: str | None = None,
+    severity: str | int | None = None,
+    **options: Any,
+) -> Plan:
+    """Every check of :func:`evaluate` that needs no model: the card, the options, the task hook,
+    the dataset, its directory and layout, the patch syntax and the device."""
+    from zoo import api, plugins
+
+    card = api.get_card(name)
+    device = check_options(options)
+    tasks = api.hook_entries("zoo_tasks")
+    if card.task not in tasks:
+        raise UserError(f"model {card.name!r} has task {card.task!r} and no installed plugin evaluates that task "
+                        f"(tasks with an eval hook: {', '.join(sorted(tasks)) or 'none'})")
+    check_patch(patch)
+    ds_name, _, ds_arg = dataset.partition(":")
+    adapters = api.hook_entries("zoo_datasets")
+    if ds_name not in adapters and ds_name.lower() in adapters:  # names are canonical: ImageNet -> imagenet
+        ds_name = ds_name.lower()
+    if ds_name not in adapters:
+        raise UnknownDataset(dataset, [*adapters, "folder:PATH"])
+    if ds_arg and ds_name != "folder":
+        raise UserError(f"dataset {dataset!r}: only folder takes a path after ':'; use --data-dir for {ds_name}")
+    root = data_root(ds_name, ds_arg, data_dir)
+    ds_options = {k: v for k, v in (("corruption", corruption), ("severity", severity)) if v is not None}
+    if ds_options and ds_name != "imagenet-c":
+        raise UserError(f"--corruption/--severity apply to imagenet-c, not {ds_name}")
+    plugin, ref = adapters[ds_name]
+    evalset = plugins.resolve(ref, plugin)(root, **ds_options)
+    if not evalset.parts and len(evalset) == 0:
+        raise DataError(f"{dataset}: no images found in {root}")
+    ds_task = getattr(evalset, "task", card.task)
+    if ds_task != card.task:
+        raise UserError(f"dataset {ds_name!r} is for {ds_task}; model {card.name!r} has task {card.task!r}")
+    limit = options.get("limit")
+    task_plugin, task_ref = tasks[card.task]
+    return Plan(card=card, dataset=ds_name, label=f"folder:{root}" if ds_name == "folder" else ds_name,
+                evalset=evalset.limited(limit), task=plugins.resolve(task_ref, task_plugin), device=device,
+                limit=limit, dataset_options=ds_options)
+
+
+def preflight(name: str, dataset: str, *, nproc: int, pretrained: bool = True,
+              checkpoint: str | Path | None = None, **kwargs: Any) -> Plan:
+    """What ``zoo eval --nproc N`` checks before torchrun starts a worker: :func:`prepare`, the
+    process count for the device, the card's builder, and the weights (fetched once, here)."""
+    from zoo import api
+
+    _count({"nproc": nproc}, "nproc", 1, "a number of processes")
+    plan = prepare(name, dataset, **kwargs)
+    if plan.device == "cuda":
         import torch
 
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return "cuda" if spec.startswith("cuda") else "cpu"
+        gpus = torch.cuda.device_count()
+        if nproc > gpus:
+            raise UserError(f"--nproc {nproc}: this machine has {gpus} CUDA device(s), one per process "
+                            f"(use --nproc {gpus} or fewer, or --device cpu)")
+    else:
+        cores = os.cpu_count() or 1
+        if nproc > cores:
+            raise UserError(f"--nproc {nproc}: more processes than the {cores} CPU cores of this machine")
+    api.get_builder(plan.card)  # the plugin is installed and has the builder
+    if pretrained and checkpoint is None:
+        from zoo import weights
+
+        weights.ensure(plan.card)  # one download here, not one attempt per rank
+    return plan
+
+
+# -- the run -------------------------------------------------------------------------------------
 
 
 def _versions() -> dict[str, str]:
@@ -62,16 +246,22 @@ def _versions() -> dict[str, str]:
     return {"zoo": __version__, "torch": torch.__version__.split("+")[0]}
 
 
-def _weights_sha256(card: Any, pretrained: bool, checkpoint: str | Path | None) -> str | None:
-    if checkpoint is not None:
-        from zoo.fetch import sha256_file
+def record(result: Mapping[str, Any]) -> Path | None:
+    """Append ``result`` to the results file, with the versions and the time; rank 0 only.
 
-        return sha256_file(checkpoint)
-    if pretrained:
-        from zoo import weights
+    Returns the file, or None on other ranks. Raises what :func:`zoo.results.append` raises
+    (a ZooError, or an OSError) when the line cannot be written completely.
+    """
+    if distributed.rank() != 0:
+        return None
+    from zoo import results
 
-        return weights.ensure(card).entry.sha256 or None
-    return None
+    entry = {k: v for k, v in result.items() if k not in ("predictions", "rank")}
+    entry.update({"versions": _versions(), "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")})
+    return results.append(entry)
+
+
+_append_run = record  # evaluate()'s ``record`` flag shadows the name
 
 
 def evaluate(
@@ -97,58 +287,37 @@ def evaluate(
     :param patch: a model patch, ``"NAME:k=v,..."`` (e.g. ``tome:r=13``).
     :param corruption: ImageNet-C only: a corruption name, comma list or ``all``.
     :param severity: ImageNet-C only: 1-5, comma list or ``all``.
-    :param record: append the run to ``<zoo home>/results.jsonl`` (rank 0 only).
-    :param options: for the task hook: ``device``, ``batch_size``, ``workers``, ``amp``,
-        ``channels_last``, ``compile``, ``limit``, ``skip_bad_images``, ``progress``, ``predictions``.
-    :returns: ``model``, ``dataset``, ``top1``, ``top5``, ``images``, ``throughput_img_s``,
-        ``reported_top1``, ``delta_top1`` and the run's settings.
+    :param record: append the run to ``<zoo home>/results.jsonl`` (rank 0 only) with
+        :func:`record`; a failed append is a :class:`RuntimeWarning`, not an error: the
+        evaluation itself succeeded.
+    :param options: for the task hook: ``device``, ``batch_size``, ``workers``, ``threads``,
+        ``amp`` (default fp32), ``channels_last``, ``compile``, ``limit``, ``skip_bad_images``,
+        ``progress``, ``predictions``.
+    :returns: ``model`` (the card's name), ``dataset``, ``top1``, ``top5``, ``images``,
+        ``throughput_img_s``, ``reported_top1``, ``delta_top1``, ``weights`` (origin, sha256,
+        source) and the run's settings (``precision``, ``preprocess``, ...).
     :raises BadImages: when images could not be decoded and ``skip_bad_images`` is false.
     """
-    from zoo import api, plugins
+    from zoo import api
+    from zoo.weights import provenance
 
-    card = api.get_card(name)
-    limit = options.get("limit")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-        raise UserError(f"--limit: expected a number of images >= 0, got {limit!r}")
-    tasks = api.hook_entries("zoo_tasks")
-    if card.task not in tasks:
-        raise UserError(f"model {name!r} has task {card.task!r} and no installed plugin evaluates that task "
-                        f"(tasks with an eval hook: {', '.join(sorted(tasks)) or 'none'})")
-    ds_name, _, ds_arg = dataset.partition(":")
-    adapters = api.hook_entries("zoo_datasets")
-    if ds_name not in adapters:
-        raise UnknownDataset(dataset, [*adapters, "folder:PATH"])
-    if ds_arg and ds_name != "folder":
-        raise UserError(f"dataset {dataset!r}: only folder takes a path after ':'; use --data-dir for {ds_name}")
-    root = data_root(ds_name, ds_arg, data_dir)
-    ds_options = {k: v for k, v in (("corruption", corruption), ("severity", severity)) if v is not None}
-    if ds_options and ds_name != "imagenet-c":
-        raise UserError(f"--corruption/--severity apply to imagenet-c, not {ds_name}")
-    plugin, ref = adapters[ds_name]
-    evalset = plugins.resolve(ref, plugin)(root, **ds_options)
-    if not evalset.parts and len(evalset) == 0:
-        raise DataError(f"{dataset}: no images found in {root}")
-    ds_task = getattr(evalset, "task", card.task)
-    if ds_task != card.task:
-        raise UserError(f"dataset {ds_name!r} is for {ds_task}; model {name!r} has task {card.task!r}")
-    evalset = evalset.limited(limit)
-
-    task_plugin, task_ref = tasks[card.task]
-    task_fn = plugins.resolve(task_ref, task_plugin)
-    started = distributed.init(_device_type(options.get("device")))
+    plan = prepare(name, dataset, data_dir=data_dir, patch=patch, corruption=corruption, severity=severity,
+                   **options)
+    card = plan.card
+    started = distributed.init(plan.device)
     try:
-        model = api.create_model(name, pretrained=pretrained, checkpoint=checkpoint, patch=patch)
-        metrics = task_fn(model, card, evalset, dict(options))
+        model = api.create_model(card.name, pretrained=pretrained, checkpoint=checkpoint, patch=patch)
+        metrics = plan.task(model, card, plan.evalset, dict(options))
     finally:
         distributed.finish(started)
 
-    label = f"folder:{root}" if ds_name == "folder" else ds_name
-    whole = ds_name != "imagenet-c" or (str(corruption or "all") == "all" and str(severity or "all") == "all")
-    reported = card.reported.top1(ds_name) if card.reported and whole and ds_name != "folder" else None
+    ds_options = plan.dataset_options
+    whole = plan.dataset != "imagenet-c" or (str(corruption or "all") == "all" and str(severity or "all") == "all")
+    reported = card.reported.top1(plan.dataset) if card.reported and whole and plan.dataset != "folder" else None
     top1 = metrics.get("top1")
     result: dict[str, Any] = {
-        "model": name,
-        "dataset": label,
+        "model": card.name,
+        "dataset": plan.label,
         "top1": top1,
         "top5": metrics.get("top5"),
         "images": metrics.get("images"),
@@ -157,11 +326,14 @@ def evaluate(
         "delta_top1": round(top1 - reported, 4) if top1 is not None and reported is not None else None,
         "reported_source": card.reported.source if reported is not None and card.reported else None,
         **{k: v for k, v in metrics.items() if k not in ("top1", "top5", "images", "throughput_img_s")},
-        "data_dir": str(evalset.root),
-        "limit": limit,
+        "data_dir": str(plan.evalset.root),
+        "limit": plan.limit,
         "dataset_options": ds_options or None,
         "pretrained": pretrained and checkpoint is None,
         "checkpoint": str(checkpoint) if checkpoint is not None else None,
+        # where the weights came from, judged by `zoo verify` (issue #10, item 2); hashed on rank 0 only
+        "weights": (provenance(card, pretrained=pretrained, checkpoint=checkpoint)
+                    if distributed.rank() == 0 else None),
         "patch": patch,
         "skipped_bad_images": bool(options.get("skip_bad_images")),
         "rank": distributed.rank(),
@@ -169,15 +341,63 @@ def evaluate(
     bad = result.get("bad_images") or []
     if bad and not options.get("skip_bad_images"):
         raise BadImages(bad, result)
-    if record and distributed.rank() == 0:
-        from zoo import results
-
-        entry = {k: v for k, v in result.items() if k not in ("predictions", "rank")}
-        entry.update({
-            "checkpoint_sha256": _weights_sha256(card, pretrained, checkpoint),
-            "versions": _versions(),
-            "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        })
-        results.append(entry)
+    if record:
+        try:
+            _append_run(result)
+        except (ZooError, OSError) as exc:
+            warnings.warn(f"the result was not recorded: {first_line(exc)}", RuntimeWarning, stacklevel=2)
     return result
 
+
+# -- reading the results back ---------------------------------------------------------------------
+
+_NUMBERS = ("top1", "top5", "reported_top1", "delta_top1", "throughput_img_s")
+_TEXTS = ("time", "device", "precision")
+
+
+def readable(record: Mapping[str, Any]) -> bool:
+    """Whether a results line has the types `zoo results` and `zoo verify` read: a model and
+    dataset name, numbers (or null) for the metrics, an integer image count, text for the rest."""
+    def number(v: Any) -> bool:
+        return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+    return (isinstance(record.get("model"), str) and bool(record["model"]) and isinstance(record.get("dataset"), str)
+            and all(number(record.get(k)) for k in _NUMBERS)
+            and (record.get("images") is None or (isinstance(record["images"], int)
+                                                  and not isinstance(record["images"], bool)))
+            and all(record.get(k) is None or isinstance(record[k], str) for k in _TEXTS))
+
+
+def canonical_model(name: str, recorded: list[str] | None = None) -> str:
+    """The card's name for ``name`` (``EfficientMod-XXS`` -> ``efficientmod-xxs``).
+
+    A name with no card (its plugin was removed) is still accepted when runs were recorded under
+    it, case-insensitively; anything else is an unknown model, with close names suggested.
+    """
+    from zoo import api
+
+    try:
+        return api.get_card(name).name
+    except UnknownModel:
+        known = {m.lower(): m for m in recorded or []}
+        if name.lower() in known:
+            return known[name.lower()]
+        raise UnknownModel(name, [*api.list_models(), *known.values()]) from None
+
+
+def read_results(model: str | None = None, dataset: str | None = None,
+                 path: str | Path | None = None) -> tuple[list[dict[str, Any]], int]:
+    """The recorded runs, oldest first, filtered by model (canonicalised, see
+    :func:`canonical_model`) and exact dataset, and how many lines were skipped as unreadable
+    (not JSON, not an object, or wrongly typed)."""
+    from zoo import results
+
+    records, skipped = results.scan(Path(path) if path is not None else None)
+    good = [r for r in records if readable(r)]
+    skipped += len(records) - len(good)
+    if model is not None:
+        wanted = canonical_model(model, [r["model"] for r in good]).lower()
+        good = [r for r in good if r["model"].lower() == wanted]
+    if dataset is not None:
+        good = [r for r in good if r["dataset"] == dataset]
+    return good, skipped

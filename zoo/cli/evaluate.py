@@ -71,9 +71,10 @@ def _launch_args(params: dict[str, Any]) -> list[str]:
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--batch-size", type=int, default=128, show_default=True)
 @click.option("--workers", type=int, help="Decoding processes (default: min(8, CPUs)).")
-@click.option("--threads", type=click.IntRange(min=1), help="CPU only: torch intra-op threads (default: torch's).")
+@click.option("--threads", type=int, help="CPU only: torch intra-op threads (default: torch's).")
 @click.option("--amp", type=click.Choice(["bf16", "fp16", "none"]), is_flag=False, flag_value="bf16",
-              help="Autocast precision (--amp alone: bf16). Default: bf16 on CUDA, fp32 on the CPU.")
+              help="Opt-in autocast precision (--amp alone: bf16). Default: fp32 on every device, as the papers "
+                   "and timm's validate.py; zoo verify judges a paper's accuracy only with fp32 runs.")
 @click.option("--channels-last/--no-channels-last", default=True, show_default=True)
 @click.option("--compile", is_flag=True, help="torch.compile the model first.")
 @click.option("--limit", type=int, help="Only the first N images, in the dataset's fixed order.")
@@ -92,7 +93,9 @@ def eval_command(name: str, dataset: str, data_dir: str | None, device: str, bat
                  skip_bad_images: bool, nproc: int | None, as_json: bool) -> None:
     """Evaluate NAME on a dataset: top-1/top-5, the paper's top-1 and the difference.
 
-    Every run is appended to results.jsonl in the zoo home (see `zoo results`).
+    The result is printed, then appended to results.jsonl in the zoo home (see `zoo results`); a
+    results file that cannot be written is one warning line, and the exit code stays 0. Runs are
+    fp32 unless --amp asks for autocast.
 
     \b
     Example:
@@ -101,25 +104,24 @@ def eval_command(name: str, dataset: str, data_dir: str | None, device: str, bat
       zoo eval efficientmod-xxs --dataset folder:./demo --no-pretrained --limit 32
       zoo eval fastervit-2 --dataset imagenet --nproc 8
     """
-    from zoo import distributed
-    from zoo.errors import UserError, ZooError
+    from zoo import distributed, evaluation
+    from zoo.errors import UserError, ZooError, first_line
 
+    kwargs = dict(data_dir=data_dir, patch=patch, corruption=corruption, severity=severity, device=device,
+                  batch_size=batch_size, workers=workers, threads=threads, amp=amp, limit=limit)
     if nproc is not None and distributed.world_size() <= 1:
-        if nproc < 1:
-            raise click.UsageError(f"--nproc: expected a number of processes >= 1, got {nproc}")
-        params = click.get_current_context().params
+        # every user error is found here, before torchrun starts a worker (issue #10, item 11)
+        plan = evaluation.preflight(name, dataset, nproc=nproc, pretrained=not no_pretrained, checkpoint=checkpoint,
+                                    **kwargs)
+        params = dict(click.get_current_context().params, name=plan.card.name)
         sys.exit(distributed.launch(nproc, _launch_args(params)))
-
-    from zoo.evaluation import BadImages, evaluate
 
     quiet = distributed.rank() != 0
     try:
-        result = evaluate(name, dataset, data_dir=data_dir, pretrained=not no_pretrained, checkpoint=checkpoint,
-                          patch=patch, corruption=corruption, severity=severity, device=device,
-                          batch_size=batch_size, workers=workers, threads=threads, amp=amp, channels_last=channels_last,
-                          compile=compile, limit=limit, skip_bad_images=skip_bad_images,
-                          progress=False if as_json else None)
-    except BadImages as exc:
+        result = evaluation.evaluate(name, dataset, pretrained=not no_pretrained, checkpoint=checkpoint,
+                                     channels_last=channels_last, compile=compile, skip_bad_images=skip_bad_images,
+                                     progress=False if as_json else None, record=False, **kwargs)
+    except evaluation.BadImages as exc:
         if quiet:
             sys.exit(1)
         click.echo(json.dumps(exc.result, indent=2) if as_json else summary_table(exc.result))
@@ -130,11 +132,16 @@ def eval_command(name: str, dataset: str, data_dir: str | None, device: str, bat
         raise
     if quiet:
         return
+    # print first, then record: a full or read-only zoo home costs the record, never the result (item 5)
     click.echo(json.dumps(result, indent=2) if as_json else summary_table(result))
+    try:
+        evaluation.record(result)
+    except (ZooError, OSError) as exc:
+        click.echo(f"Warning: the result was not recorded: {first_line(exc)}", err=True)
 
 
 @click.command("results", short_help="Show recorded evaluation runs.")
-@click.option("--model", help="Only this model.")
+@click.option("--model", help="Only this model (any case; an unknown name is an error, with suggestions).")
 @click.option("--dataset", help="Only this dataset (e.g. imagenet).")
 @click.option("--json", "as_json", is_flag=True, help="Print the records as a JSON list.")
 def results_command(model: str | None, dataset: str | None, as_json: bool) -> None:
@@ -145,15 +152,17 @@ def results_command(model: str | None, dataset: str | None, as_json: bool) -> No
       zoo results --model efficientmod-xxs
       zoo results --dataset imagenet --json
     """
-    from zoo import results
+    from zoo import evaluation, results
 
-    records = results.read(model=model, dataset=dataset)
+    records, skipped = evaluation.read_results(model=model, dataset=dataset)
+    if skipped:
+        click.echo(f"skipped {skipped} unreadable line(s) in {results.results_path()}", err=True)
     if as_json:
         click.echo(json.dumps(records, indent=2))
         return
-    rows = [[r.get("time", "-"), r.get("model"), r.get("dataset"), _fmt(r.get("top1")), _fmt(r.get("top5")),
+    rows = [[r.get("time") or "-", r["model"], r["dataset"], _fmt(r.get("top1")), _fmt(r.get("top5")),
              _fmt(r.get("reported_top1")), _fmt(r.get("delta_top1"), signed=True), str(r.get("images")),
-             _fmt(r.get("throughput_img_s"), 1), r.get("device", "-"), r.get("precision", "-")] for r in records]
+             _fmt(r.get("throughput_img_s"), 1), r.get("device") or "-", r.get("precision") or "-"] for r in records]
     click.echo(render.table(rows, ["time", "model", "dataset", "top-1", "top-5", "paper", "delta", "images", "img/s",
                                    "device", "precision"], align="lllrrrrrrll"))
     click.echo(f"{len(records)} run(s) in {results.results_path()}", err=True)

@@ -62,9 +62,12 @@ def test_official_checkpoint_converts_and_loads_strictly(prefix):
     fresh = em.efficientmod_xxs()
     result = fresh.load_state_dict(converted, strict=True)
     assert not result.missing_keys and not result.unexpected_keys
-    # the EMA weights are the ones taken (train.py reports the EMA's top-1), and values pass unchanged
+    # the core's rule: 'state_dict' (what the README's validate.py command loads), values unchanged
     for key, value in fresh.state_dict().items():
-        assert torch.equal(value, model.state_dict()[key] + 1.0), key
+        assert torch.equal(value, model.state_dict()[key]), key
+    # a card's weights_key picks the EMA copy, through the same core function
+    ema = em.convert_official(ckpt, weights_key="state_dict_ema")
+    assert all(torch.equal(ema[k], model.state_dict()[k] + 1.0) for k in model.state_dict())
 
 
 def test_conversion_is_pure_and_idempotent():
@@ -105,3 +108,45 @@ def test_official_file_round_trip_through_torch_save(tmp_path):
     torch.save(official_checkpoint(model), path)
     loaded = torch.load(path, map_location="cpu", weights_only=True)
     em.efficientmod_xs().load_state_dict(em.convert_official(loaded), strict=True)
+
+
+def _same(a: dict, b: dict) -> bool:
+    return set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("weights_key", [None, "state_dict_ema"])
+def test_one_container_rule_on_every_path(tmp_path, monkeypatch, weights_key):
+    """#10 item 17: --checkpoint, `zoo cache add` + pretrained=True and the plugin's own converter take
+    the same container: the card's weights_key, else 'state_dict' (validate.py without --use-ema)."""
+    import functools
+
+    import yaml
+    from click.testing import CliRunner
+
+    import zoo
+    from zoo import api
+    from zoo.catalog import build_catalog
+    from zoo.cli import cli
+
+    card = {"paper": "em", "task": "image-classification", "plugin": "efficientmod", "builder": "efficientmod_xxs"}
+    if weights_key:
+        card["weights_key"] = weights_key
+    registry = tmp_path / "registry.yaml"
+    registry.write_text(yaml.safe_dump({"papers": {"em": {"title": "EfficientMod", "venue": "ICLR 2024"}},
+                                        "models": {"em-xxs": card}}))
+    cat = build_catalog(registry=registry)
+    monkeypatch.setattr(api, "catalog", functools.cache(lambda: cat))
+    torch.manual_seed(0)
+    model = em.efficientmod_xxs()
+    ckpt = official_checkpoint(model, "module.")
+    path = tmp_path / "model_best.pth.tar"
+    torch.save(ckpt, path)
+    container = weights_key or "state_dict"
+    expected = {k.removeprefix("module."): v for k, v in ckpt[container].items()}
+
+    via_checkpoint = zoo.create_model("em-xxs", checkpoint=path).state_dict()
+    result = CliRunner().invoke(cli, ["cache", "add", "em-xxs", str(path)])
+    assert result.exit_code == 0, result.output
+    via_cache = zoo.create_model("em-xxs", pretrained=True).state_dict()
+    via_plugin = em.convert_official(torch.load(path, weights_only=True), weights_key=weights_key)
+    assert _same(via_checkpoint, expected) and _same(via_cache, expected) and _same(via_plugin, expected)

@@ -286,32 +286,26 @@ class EfficientMod(nn.Module):
 
 # -- checkpoint conversion ------------------------------------------------------------------------
 
-# Containers of a checkpoint written by the official train.py (timm's CheckpointSaver): the raw
-# weights under 'state_dict', the EMA copy under 'state_dict_ema' (README recipe: --model-ema),
-# plus epoch/arch/optimizer/args/amp_scaler/metric. train.py logs and picks the best checkpoint by
-# the EMA's top-1 (`eval_metrics = ema_eval_metrics`), so this function takes the EMA weights first.
-# (validate.py evaluates 'state_dict' unless given --use-ema; the zoo core, which unwraps before the
-# conversion hook, does the same unless the card sets `weights_key: state_dict_ema`.)
-_CONTAINERS = ("state_dict_ema", "state_dict", "model")
+# A checkpoint written by the official train.py (timm's CheckpointSaver, train.py:1120-1130) holds
+# the raw weights under 'state_dict' and, with the README's --model-ema, the EMA copy under
+# 'state_dict_ema'. Which one a card evaluates is the core's one rule (zoo.checkpoint.WRAPPERS and
+# the card's weights_key), never this plugin's choice: the README's evaluation command
+# (README.md:45-48) runs validate.py without --use-ema, and validate.py:172-173 calls
+# load_checkpoint(model, args.checkpoint, args.use_ema), so the official number is the 'state_dict'
+# weights, which is also the core's default.
 
 
-def convert_official(state_dict: Mapping[str, Any]) -> dict[str, Any]:
+def convert_official(state_dict: Mapping[str, Any], weights_key: str | None = None) -> dict[str, Any]:
     """Official EfficientMod checkpoint -> this implementation's keys (pure, idempotent).
 
     The architectures share their parameter names, so converting means only: take the weights out
-    of a training checkpoint's container, drop a DataParallel ``module.`` prefix, and keep tensors
-    (non-tensor entries such as ``epoch`` never reach the model).
+    of a training checkpoint's container by the core's rule (:func:`zoo.checkpoint.unwrap`: the
+    card's ``weights_key``, else ``state_dict`` before ``state_dict_ema``), drop a DataParallel
+    ``module.`` prefix, and keep tensors (``epoch`` and the like never reach the model).
     """
-    for name in _CONTAINERS:
-        inner = state_dict.get(name)
-        if isinstance(inner, Mapping):
-            state_dict = inner
-            break
-    return {
-        re.sub(r"^module\.", "", key): value
-        for key, value in state_dict.items()
-        if isinstance(value, Tensor)
-    }
+    from zoo.checkpoint import unwrap
+
+    return {re.sub(r"^module\.", "", key): value for key, value in unwrap(state_dict, weights_key).items()}
 
 
 # -- variants -------------------------------------------------------------------------------------

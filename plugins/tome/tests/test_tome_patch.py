@@ -7,7 +7,7 @@ import timm
 import torch
 import torch.nn as nn
 from zoo_tome.merge import bipartite_soft_matching, merge_tokens
-from zoo_tome.patch import apply, token_schedule
+from zoo_tome.patch import ToMeConfig, apply, token_schedule
 
 from zoo.errors import PatchError
 
@@ -166,6 +166,37 @@ def test_layerscale_and_qk_norm_are_applied_when_merging() -> None:
             block.attn.k_norm.weight.mul_(3.0)
         changed = model(x)
     assert (changed - out).abs().max() > 1e-3
+
+
+def test_defaults_are_the_official_timm_patchs() -> None:
+    """facebookresearch/ToMe tome/patch/timm.py: apply_patch(model, trace_source=False, prop_attn=True); model.r = 0."""
+    assert ToMeConfig() == ToMeConfig(r=0, prop_attn=True, trace_source=False)
+    model = apply(_vit(img_size=112))
+    assert (model.r, model._tome.prop_attn, model._tome.trace_source) == (0, True, False)
+
+
+def test_default_patch_gives_the_logits_of_prop_attn_true() -> None:
+    x = _images(size=112)
+    with torch.no_grad():
+        default = apply(_vit(img_size=112), r=16)(x)
+        official = apply(_vit(img_size=112), r=16, prop_attn=True)(x)
+        plain = apply(_vit(img_size=112), r=16, prop_attn=False)(x)
+    torch.testing.assert_close(default, official, rtol=0, atol=0)
+    assert (default - plain).abs().max() > 1e-4  # the option matters, so the default is tested
+
+
+def test_patching_again_changes_only_the_options_given() -> None:
+    model = apply(_vit(), r=13, prop_attn=False, trace_source=True)
+    apply(model, r=8)  # e.g. --patch tome:r=8 over a card's own patch
+    assert (model.r, model._tome.prop_attn, model._tome.trace_source) == (8, False, True)
+
+
+def test_zoo_patch_spec_uses_the_official_defaults() -> None:
+    from zoo.api import parse_patch
+
+    name, options = parse_patch("tome:r=13")
+    model = apply(_vit(), **options)
+    assert (name, model.r, model._tome.prop_attn, model._tome.trace_source) == ("tome", 13, True, False)
 
 
 def test_options_are_parsed_from_strings() -> None:

@@ -39,10 +39,16 @@ _POOLS = ("token", "avg")
 
 @dataclass
 class ToMeConfig:
-    """Options of one patched model (``model._tome``)."""
+    """Options of one patched model (``model._tome``).
+
+    The defaults are the official ``tome.patch.timm.apply_patch``'s (facebookresearch/ToMe
+    ``tome/patch/timm.py``: ``trace_source=False, prop_attn=True``, then ``model.r = 0``). The MAE
+    patch (``tome.patch.mae``) defaults to ``prop_attn=False`` for off-the-shelf MAE models, but the
+    README says the ToMe-trained MAE checkpoints were evaluated with ``prop_attn=True``.
+    """
 
     r: int = 0  #: tokens merged in every block (constant schedule)
-    prop_attn: bool = False  #: add log(token size) to the attention logits
+    prop_attn: bool = True  #: add log(token size) to the attention logits (proportional attention)
     trace_source: bool = False  #: keep ``model.tome_source`` (B, N_out, N_in) after each forward
 
 
@@ -199,26 +205,31 @@ _PATCHED: dict[type, type] = {
 }
 
 
-def apply(model: Any, *, r: Any = 0, prop_attn: Any = False, trace_source: Any = False) -> Any:
+def apply(model: Any, *, r: Any = None, prop_attn: Any = None, trace_source: Any = None) -> Any:
     """Patch ``model`` (in place) with Token Merging and return it.
 
     :param model: a timm ``VisionTransformer`` (or DeiT ``VisionTransformerDistilled``) with plain
         ``Block``/``Attention`` modules, class-token or average pooling and no register tokens.
     :param r: tokens merged in every block (constant schedule; at most half of the mergeable
-        tokens merge in one block). ``r=0`` leaves the outputs unchanged.
-    :param prop_attn: proportional attention (add ``log(size)`` to the attention logits). The
-        official patch enables it for off-the-shelf timm models and the ToMe-trained checkpoints.
+        tokens merge in one block). ``r=0`` leaves the outputs unchanged. Default 0.
+    :param prop_attn: proportional attention (add ``log(size)`` to the attention logits). Default
+        True, as the official ``tome.patch.timm``; the ToMe-trained checkpoints use it too.
     :param trace_source: keep ``model.tome_source`` (which input tokens each output token covers).
-    Options may be given as strings (``"13"``, ``"true"``), as the CLI passes them.
-    Applying the patch again to a patched model only updates the options.
+        Default False.
+    Options may be given as strings (``"13"``, ``"true"``), as the CLI passes them. An option left
+    out (``None``) takes the official default on a first patch; applying the patch again to a
+    patched model changes only the options given (``--patch tome:r=8`` on a card patched with
+    ``prop_attn=true`` keeps it).
     :raises zoo.errors.PatchError: the model is not one ToMe supports, or an option is invalid.
     """
-    config = ToMeConfig(
-        r=_to_int("r", r),
-        prop_attn=_to_bool("prop_attn", prop_attn),
-        trace_source=_to_bool("trace_source", trace_source),
-    )
     _check_supported(model)
+    current = getattr(model, "_tome", None) if type(model) in _PATCHED.values() else None
+    base = current if isinstance(current, ToMeConfig) else ToMeConfig()
+    config = ToMeConfig(
+        r=base.r if r is None else _to_int("r", r),
+        prop_attn=base.prop_attn if prop_attn is None else _to_bool("prop_attn", prop_attn),
+        trace_source=base.trace_source if trace_source is None else _to_bool("trace_source", trace_source),
+    )
     model.__class__ = _PATCHED.get(type(model), type(model))
     model._tome = config
     model.tome_size = None

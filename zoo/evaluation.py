@@ -68,7 +68,7 @@ def _count(options: Mapping[str, Any], key: str, minimum: int, what: str, maximu
 def device_type(spec: str | None) -> str:
     """``auto``/``cpu``/``cuda``/``cuda:N`` -> ``"cpu"`` or ``"cuda"``; a UserError for anything
     else, for CUDA on a machine without it, or for a GPU index the machine does not have."""
-    text = str(spec or "auto").strip().lower()
+    text = "auto" if spec is None else str(spec).strip().lower()
     if text == "auto":
         import torch
 
@@ -136,15 +136,17 @@ def data_root(dataset: str, arg: str, data_dir: str | Path | None) -> Path:
 
 
 def check_patch(spec: str | None) -> None:
-    """``NAME:k=v,...`` parses and NAME is a registered patch."""
+    """``NAME:k=v,...`` parses, NAME is a registered patch, and the patch takes those options."""
     if not spec:
         return
-    from zoo import api
+    from zoo import api, plugins
 
-    patch_name, _ = api.parse_patch(spec)
+    patch_name, patch_options = api.parse_patch(spec)
     patches = api.hook_entries("zoo_patches")
     if patch_name not in patches:
         raise UnknownPatch(patch_name, patches)
+    plugin, ref = patches[patch_name]
+    api._check_patch_options(plugins.resolve(ref, plugin), patch_name, plugin, None, patch_options)
 
 
 @dataclass

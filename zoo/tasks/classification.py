@@ -56,7 +56,7 @@ def resolve_device(spec: str) -> torch.device:
     from zoo.evaluation import device_type
 
     kind = device_type(spec)
-    text = (spec or "auto").strip().lower()
+    text = "auto" if spec is None else spec.strip().lower()
     device = torch.device(kind if text == "auto" else text)
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", distributed.local_rank() % torch.cuda.device_count())

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from zoo import plugins
 from zoo.cards import Card, Paper
 from zoo.catalog import Catalog, build_catalog
-from zoo.errors import BuildError, PluginError, UnknownPatch, UserError
+from zoo.errors import BuildError, UnknownPatch, UserError, ZooError
 
 if TYPE_CHECKING:
     from torch import nn
@@ -28,8 +28,7 @@ def catalog() -> Catalog:
 
 def reset() -> None:
     """Forget the cached catalog and hook results (tests and long-lived processes)."""
-    catalog.cache_clear()
-    _hook_table.cache_clear()
+    catalog.cache_clear()  # hook tables live on the catalog
 
 
 def list_models(pattern: str | None = None, **filters: Any) -> list[str]:
@@ -41,7 +40,11 @@ def list_models(pattern: str | None = None, **filters: Any) -> list[str]:
 
 
 def get_card(name: str) -> Card:
-    """The card called ``name``; raises ``UnknownModel`` with did-you-mean suggestions."""
+    """The card called ``name`` (any case); its ``.name`` is the canonical name to record and show.
+
+    :raises UnknownModel: with did-you-mean suggestions.
+    :raises InvalidCard: the card exists but does not validate (file, entry, field).
+    """
     return catalog().get(name)
 
 
@@ -50,28 +53,14 @@ def get_paper(card_or_name: Card | str) -> Paper:
     return catalog().paper_of(card)
 
 
-@functools.cache
 def _hook_table(hook: str) -> dict[str, dict[str, str]]:
-    """``{plugin: {name: "module:callable"}}`` for a 1:N name-table hook, validated."""
-    errors: list[PluginError] = []
-    table = plugins.collect(catalog().pm, hook, errors)
-    for plugin_name, entries in table.items():
-        if not isinstance(entries, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in entries.items()):
-            raise PluginError(plugin_name, f"{hook}() must return a dict of name -> 'module:callable'")
-    if errors:
-        raise errors[0]
-    return table
+    """``{plugin: {name: "module:callable"}}`` of a name-table hook; broken plugins left out (and named)."""
+    return catalog().hook_table(hook)
 
 
 def hook_entries(hook: str) -> dict[str, tuple[str, str]]:
-    """``{name: (plugin, "module:callable")}`` across plugins; a name offered twice is an error."""
-    merged: dict[str, tuple[str, str]] = {}
-    for plugin_name, entries in _hook_table(hook).items():
-        for name, ref in entries.items():
-            if name in merged:
-                raise PluginError(plugin_name, f"{hook}: {name!r} is already provided by plugin {merged[name][0]!r}")
-            merged[name] = (plugin_name, ref)
-    return merged
+    """``{name: (plugin, "module:callable")}`` across plugins; a name offered twice keeps its first provider."""
+    return catalog().hook_entries(hook)
 
 
 def get_builder(card: Card) -> Any:
@@ -112,14 +101,52 @@ def _typed(value: str) -> Any:
     return value
 
 
-def apply_patch(model: nn.Module, spec: str) -> nn.Module:
-    """Apply a plugin's model patch (e.g. ``tome:r=13``) to ``model``."""
+def _check_patch_options(fn: Any, name: str, plugin: str, model: Any, options: dict[str, Any]) -> None:
+    """Bind the options to the patch's signature before calling it (as create_model does for builders),
+    so a wrong option is one line naming the accepted ones, and a TypeError inside the patch stays a bug."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # no introspectable signature (a C callable): the call decides
+        return
+    params = list(signature.parameters.values())[1:]  # the first takes the model
+    accepted = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    try:
+        signature.bind(model, **options)
+    except TypeError as exc:
+        unknown = [key for key in options if key not in accepted]
+        if unknown and not any(p.kind is p.VAR_KEYWORD for p in params):
+            problem = f"does not take the option{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))}"
+        else:
+            problem = f"rejected its options: {exc}"
+        raise UserError(f"patch {name!r} (plugin {plugin!r}) {problem} (accepted: {', '.join(accepted) or 'none'})") from None
+
+
+def _call_plugin_code(fn: Any, what: str, *args: Any, **kwargs: Any) -> Any:
+    """Call a builder or patch; an unexpected exception becomes one BuildError line (the original
+    is its ``__cause__``, shown by ``zoo --debug``). zoo's own errors pass through unchanged."""
+    try:
+        return fn(*args, **kwargs)
+    except ZooError:
+        raise
+    except Exception as exc:
+        raise BuildError(f"{what} raised {plugins.describe_error(exc)}") from exc
+
+
+def apply_patch(model: nn.Module, spec: str, model_name: str | None = None) -> nn.Module:
+    """Apply a plugin's model patch (e.g. ``tome:r=13``) to ``model``.
+
+    :raises UserError: an unknown patch, or an option the patch does not take (naming the ones it does).
+    :raises BuildError: the patch raised; the message names the model, the patch and its plugin.
+    """
     name, options = parse_patch(spec)
     patches = hook_entries("zoo_patches")
     if name not in patches:
         raise UnknownPatch(name, patches)
     plugin_name, ref = patches[name]
-    return plugins.resolve(ref, plugin_name)(model, **options)
+    fn = plugins.resolve(ref, plugin_name)
+    _check_patch_options(fn, name, plugin_name, model, options)
+    what = f"model {model_name!r}: " if model_name else ""
+    return _call_plugin_code(fn, f"{what}patch {name!r} (plugin {plugin_name!r}, {ref})", model, **options)
 
 
 def create_model(
@@ -137,6 +164,7 @@ def create_model(
     :param patch: a model patch applied after loading, ``"NAME:k=v,..."``; the card's own
         ``patch:`` is applied first.
     :param kwargs: passed to the builder (e.g. ``num_classes``).
+    :raises BuildError: the builder or a patch raised (one line naming model, plugin and builder).
     """
     card = get_card(name)
     builder = get_builder(card)
@@ -147,13 +175,13 @@ def create_model(
         raise BuildError(f"model {card.name!r}: builder {card.builder!r} rejected its arguments: {exc}") from None
     except ValueError:  # no introspectable signature (a C callable): let the call itself decide
         pass
-    model = builder(**kwargs)
+    model = _call_plugin_code(builder, f"model {card.name!r}: builder {card.builder!r} of plugin {card.plugin!r}", **kwargs)
     if checkpoint is not None or pretrained:
         from zoo import weights
 
         weights.load_into(model, card, checkpoint=checkpoint)
     for spec in filter(None, (card.patch, patch)):
-        model = apply_patch(model, spec)
+        model = apply_patch(model, spec, card.name)
     from zoo.datacfg import apply_card_cfg
 
     return apply_card_cfg(model, card).eval()

@@ -1,14 +1,20 @@
 """The catalog: every paper and card, from ``registry.yaml`` and from plugins, with lookups.
 
 Building it reads YAML and imports plugin entry modules (which are light by contract); it never
-imports torch. A bad card or a broken plugin becomes an entry in :attr:`Catalog.errors`;
-every valid card is still listed.
+imports torch. A bad card or a broken plugin becomes an entry in :attr:`Catalog.errors`, is
+recorded against the plugin it belongs to (``zoo plugins`` shows it) and is warned once
+(:class:`~zoo.errors.ZooWarning`); every valid card is still listed. An invalid card keeps its
+name: asking for it by name says the card is invalid and why, not that the model is unknown.
+
+Hook results other than cards (builders, datasets, tasks, patches) are collected lazily, once
+per catalog, with the same isolation: :meth:`Catalog.hook_table`.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import os
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -19,7 +25,7 @@ import pluggy
 
 from zoo import plugins
 from zoo.cards import Card, Paper, parse_document, read_yaml
-from zoo.errors import CardError, NotInstalled, PluginError, UnknownModel, ZooError
+from zoo.errors import CardError, InvalidCard, NotInstalled, PluginError, UnknownModel, ZooError, ZooWarning
 
 
 def core_registry_path() -> Path:
@@ -33,6 +39,11 @@ def core_registry_path() -> Path:
     return Path(__file__).resolve().parent.parent / "registry.yaml"
 
 
+def canonical_name(name: str) -> str:
+    """The form card names are registered in: model names are lower case (``EfficientMod-XXS`` works)."""
+    return name.strip().lower()
+
+
 @dataclass
 class Catalog:
     papers: dict[str, Paper] = field(default_factory=dict)
@@ -40,26 +51,96 @@ class Catalog:
     plugins: list[plugins.PluginStatus] = field(default_factory=list)
     errors: list[ZooError] = field(default_factory=list)
     pm: pluggy.PluginManager | None = None
+    #: the core's own row in `zoo plugins`: the core registry file and the core's hooks
+    core: plugins.PluginStatus = field(default_factory=lambda: plugins.PluginStatus(plugins.CORE, "zoo.builtin"))
+    core_source: str = ""  #: path of the core registry
+    #: canonical name of a card that did not validate -> (its error, the plugin it names or its owner)
+    invalid: dict[str, tuple[CardError, str]] = field(default_factory=dict)
+    _tables: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict, repr=False)
 
     # -- building --------------------------------------------------------------------------------
 
     def add_document(self, path: str, data: Any, owner: str) -> None:
         """Merge one card document; a name already taken is an error naming both sources."""
         doc = parse_document(path, data, self.papers)
-        self.errors.extend(doc.errors)
+        models = data.get("models") if isinstance(data, Mapping) else None
+        entries = models if isinstance(models, Mapping) else {}
+        invalid_entries: dict[str, str] = {}  # name -> plugin the entry says it belongs to (else owner)
+        for name, entry in entries.items():
+            if str(name) not in doc.cards:
+                named = entry.get("plugin") if isinstance(entry, Mapping) else None
+                invalid_entries[str(name)] = named if isinstance(named, str) and named else owner
+        for error in doc.errors:
+            blamed = owner
+            if isinstance(error, CardError) and error.entry in invalid_entries:
+                blamed = invalid_entries[error.entry]
+                self.invalid.setdefault(canonical_name(error.entry), (error, blamed))
+            self.record_problem(blamed, error)
         for key, paper in doc.papers.items():
             if key in self.papers and self.papers[key] != paper:
-                self.errors.append(CardError(path, key, "", f"paper {key!r} is already defined differently by {owner!r}'s sources"))
+                self.record_problem(owner, CardError(path, key, "", f"paper {key!r} is already defined differently by {owner!r}'s sources"))
                 continue
             self.papers[key] = paper
         for name, card in doc.cards.items():
             if name in self.cards:
                 first = self.cards[name]
-                self.errors.append(
-                    CardError(path, name, "", f"duplicate model name: already defined in {first.source} (plugin {first.plugin!r})")
-                )
+                self.record_problem(owner, CardError(
+                    path, name, "", f"duplicate model name: already defined in {first.source} (plugin {first.plugin!r})"
+                ))
                 continue
             self.cards[name] = card
+
+    def record_problem(self, plugin: str, error: ZooError) -> None:
+        """Keep ``error``, charge it to ``plugin`` (shown by `zoo plugins`) and warn once."""
+        self.errors.append(error)
+        status = self.plugin_status(plugin)
+        if status is not None:
+            status.problems.append(str(error))
+        warnings.warn(str(error), ZooWarning, stacklevel=2)
+
+    def invalid_count(self, plugin: str | None = None, source: str | None = None) -> int:
+        """Invalid cards charged to ``plugin``, or found in the card file ``source``."""
+        return sum(1 for error, blamed in self.invalid.values()
+                   if (plugin is None or blamed == plugin) and (source is None or error.path == source))
+
+    # -- hook tables -----------------------------------------------------------------------------
+
+    def hook_table(self, hook: str) -> dict[str, dict[str, str]]:
+        """``{plugin: {name: "module:callable"}}`` of a name-table hook, collected once.
+
+        A plugin whose hook raises or returns the wrong shape is left out and charged with the
+        problem; every other plugin's entries are kept.
+        """
+        if hook not in self._tables:
+            errors: list[PluginError] = []
+            self._tables[hook] = plugins.collect(self.pm, hook, errors) if self.pm is not None else {}
+            for error in errors:
+                self.record_problem(error.plugin, error)
+        return self._tables[hook]
+
+    def hook_entries(self, hook: str) -> dict[str, tuple[str, str]]:
+        """``{name: (plugin, "module:callable")}`` across plugins.
+
+        A name offered twice keeps its first provider (the core first, then plugins in load order);
+        the later offer is dropped and charged to the plugin that made it.
+        """
+        merged: dict[str, tuple[str, str]] = {}
+        for plugin_name, entries in self.hook_table(hook).items():
+            for name, ref in entries.items():
+                if name in merged:
+                    if merged[name][0] != plugin_name:
+                        self.record_problem(plugin_name, PluginError(
+                            plugin_name, f"{hook}: {name!r} is already provided by plugin {merged[name][0]!r}; ignored"
+                        ))
+                    continue
+                merged[name] = (plugin_name, ref)
+        return merged
+
+    def check_hooks(self) -> None:
+        """Collect every name-table hook now, so `zoo plugins` can show their problems."""
+        for hook in plugins.HOOK_SHAPES:
+            if hook != "zoo_cards":
+                self.hook_entries(hook)
 
     @property
     def loaded_plugins(self) -> set[str]:
@@ -69,18 +150,25 @@ class Catalog:
         return card.plugin in self.loaded_plugins
 
     def plugin_status(self, name: str) -> plugins.PluginStatus | None:
+        """The status of plugin ``name`` (``zoo-core``: the core's own), or None."""
+        if name == self.core.name:
+            return self.core
         return next((status for status in self.plugins if status.name == name), None)
 
     # -- lookups ---------------------------------------------------------------------------------
 
     def get(self, name: str) -> Card:
-        try:
-            return self.cards[name]
-        except KeyError:
-            lowered = name.lower()
-            if lowered in self.cards:
-                return self.cards[lowered]
-            raise UnknownModel(name, self.cards) from None
+        """The card registered as ``name`` in any case (its ``.name`` is the canonical one).
+
+        :raises InvalidCard: the card exists but does not validate (with file, entry and field).
+        :raises UnknownModel: no card has that name (with suggestions).
+        """
+        card = self.cards.get(name) or self.cards.get(canonical_name(name))
+        if card is not None:
+            return card
+        if canonical_name(name) in self.invalid:
+            raise InvalidCard(canonical_name(name), self.invalid[canonical_name(name)][0])
+        raise UnknownModel(name, [*self.cards, *self.invalid])
 
     def paper_of(self, card: Card) -> Paper:
         return self.papers[card.paper]
@@ -168,14 +256,23 @@ def build_catalog(
     eps: Iterable[Any] | None = None,
 ) -> Catalog:
     """Read the core registry and every plugin's cards. Never raises for bad cards or plugins."""
+    from zoo._version import __version__
+
     catalog = Catalog()
-    path = Path(registry) if registry is not None else core_registry_path()
-    try:
-        catalog.add_document(str(path), read_yaml(path), owner="zoo-core")
-    except CardError as exc:
-        catalog.errors.append(exc)
+    catalog.core.dist, catalog.core.version = "zoo-core", __version__
     catalog.pm = pm if pm is not None else plugins.new_plugin_manager()
-    catalog.plugins = plugins.load_plugins(catalog.pm, eps=eps)
+    catalog.plugins = plugins.load_plugins(catalog.pm, eps=eps)  # first, so card problems can be charged
+    catalog.core.hooks = sorted(c.name for c in catalog.pm.get_hookcallers(catalog.pm.get_plugin(plugins.CORE)) or [])
+    for status in catalog.plugins:
+        if not status.ok:
+            warnings.warn(f"plugin {status.name!r} failed to load: {status.error}; see `zoo plugins`", ZooWarning,
+                          stacklevel=2)
+    path = Path(registry) if registry is not None else core_registry_path()
+    catalog.core_source = str(path)
+    try:
+        catalog.add_document(str(path), read_yaml(path), owner=plugins.CORE)
+    except CardError as exc:
+        catalog.record_problem(plugins.CORE, exc)
     plugin_errors: list[PluginError] = []
     for plugin_name, items in plugins.collect(catalog.pm, "zoo_cards", plugin_errors).items():
         for item in items:
@@ -183,8 +280,10 @@ def build_catalog(
                 catalog.add_document(f"<{plugin_name} cards>", item, owner=plugin_name)
                 continue
             try:
-                catalog.add_document(str(item), read_yaml(item), owner=plugin_name)
+                source = item if isinstance(item, (str, os.PathLike)) else str(item)  # a Traversable
+                catalog.add_document(str(source), read_yaml(source), owner=plugin_name)
             except CardError as exc:
-                catalog.errors.append(exc)
-    catalog.errors.extend(plugin_errors)
+                catalog.record_problem(plugin_name, exc)
+    for error in plugin_errors:
+        catalog.record_problem(error.plugin, error)
     return catalog

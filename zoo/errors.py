@@ -80,6 +80,14 @@ class CardError(ZooError):
         super().__init__(f"{where}: {problem}")
 
 
+class InvalidCard(ZooError):
+    """A card that exists but does not validate; asked for by name (CLI exit 1)."""
+
+    def __init__(self, name: str, error: CardError) -> None:
+        self.name, self.card_error = name, error
+        super().__init__(f"model {name!r} has an invalid card: {error}")
+
+
 class PluginError(ZooError):
     """A plugin that failed to load or returned something the contract does not allow."""
 
@@ -110,3 +118,14 @@ class OfflineError(WeightsError):
 
 class DataError(UserError):
     """A dataset is missing, empty or laid out differently from what was expected."""
+
+
+class HomeError(UserError):
+    """``ZOO_HOME`` cannot hold zoo's files: not a directory, not writable, or its disk is full."""
+
+
+class ZooWarning(UserWarning):
+    """Something non-fatal the user should see once (a bad card, a broken plugin hook).
+
+    The core warns with :func:`warnings.warn`; the CLI prints each as one ``warning:`` line.
+    """

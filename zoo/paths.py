@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -33,3 +34,37 @@ def _truthy(value: str | None) -> bool:
 def offline() -> bool:
     """True when ``HF_HUB_OFFLINE`` or ``ZOO_OFFLINE`` is set: no socket may be opened."""
     return _truthy(os.environ.get("ZOO_OFFLINE")) or _truthy(os.environ.get("HF_HUB_OFFLINE"))
+
+
+_HOME_PROBLEMS = {  # errno -> what it means for ZOO_HOME
+    errno.ENOTDIR: "is not a directory (it or a parent is a file)",
+    errno.EEXIST: "is not a directory (it or a parent is a file)",
+    errno.EROFS: "is on a read-only file system",
+    errno.EACCES: "is not writable (permission denied)",
+    errno.EPERM: "is not writable (operation not permitted)",
+    errno.ENOSPC: "is on a full disk (no space left on device)",
+    errno.EDQUOT: "is over its disk quota",
+}
+
+
+def home_problem(exc: OSError) -> str | None:
+    """One line saying what is wrong with ``ZOO_HOME``, when ``exc`` is about a path inside it.
+
+    The CLI turns such an OSError into a :class:`~zoo.errors.HomeError`: "ZOO_HOME /x is on a
+    read-only file system (writing /x/weights/...)", whichever command hit it. Commands that only
+    read keep working with an unusable home (the card cache is best effort).
+    """
+    problem = _HOME_PROBLEMS.get(exc.errno or 0)
+    if problem is None:
+        return None
+    home = os.path.abspath(zoo_home())
+    for name in (exc.filename, exc.filename2):
+        if name is None:
+            continue
+        path = os.path.abspath(os.fsdecode(name))
+        if path == home or path.startswith(home.rstrip(os.sep) + os.sep):
+            shown = "" if path == home else f" (at {path})"
+            full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            hint = "free some space or set ZOO_HOME elsewhere" if full else "set ZOO_HOME to a writable directory"
+            return f"ZOO_HOME {home} {problem}{shown}; {hint}"
+    return None

@@ -49,6 +49,25 @@ def table(rows: Iterable[Sequence[Any]], headers: Sequence[str], align: str | No
     return "\n".join(lines)
 
 
+def plugins_table(rows: Sequence[dict[str, Any]]) -> str:
+    """`zoo plugins`: one row per plugin (the dicts `zoo plugins --json` prints), problems below it."""
+    lines = []
+    for row in rows:
+        import_s = "-" if row.get("import_s") is None else f"{row['import_s']:.2f}" + (" slow" if row.get("slow") else "")
+        if row["status"] == "error":
+            status = f"error: {row['error']}"
+        elif row["status"] == "degraded":
+            status = f"degraded: {len(row['problems'])} problem(s)"
+        else:
+            status = "ok"
+        lines.append([row["name"], row.get("dist") or "-", row.get("version") or "-", row["cards"],
+                      row["invalid_cards"], import_s, status])
+    text = table(lines, ["plugin", "distribution", "version", "cards", "invalid", "import s", "status"],
+                 align="lllrrrl")
+    problems = [f"  {row['name']}: {problem}" for row in rows for problem in row.get("problems") or []]
+    return text + ("\n\nproblems:\n" + "\n".join(problems) if problems else "")
+
+
 def card_summary(card: Card, paper: Paper, installed: bool, license: str | None) -> dict[str, Any]:
     """The row `zoo list --json` prints for one card."""
     reported = card.reported

@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import click
 
-from zoo import api, render
-
-
-def _warn_catalog_problems() -> None:
-    cat = api.catalog()
-    for error in cat.errors:
-        click.secho(f"warning: {error}", fg="yellow", err=True)
-    broken = [status for status in cat.plugins if not status.ok]
-    if broken:
-        names = ", ".join(f"{s.name} ({s.error})" for s in broken)
-        click.secho(f"warning: {len(broken)} plugin(s) failed to load: {names}; see `zoo plugins`", fg="yellow", err=True)
+from zoo import api, plugins, render
+from zoo.errors import ZooWarning
 
 
 @click.command("list", short_help="List models and what their papers claim.")
@@ -39,7 +31,6 @@ def list_command(pattern, task, paper, venue, license_, plugin, installed, as_js
     """
     cat = api.catalog()
     cards = cat.select(pattern, task=task, paper=paper, venue=venue, license=license_, plugin=plugin, installed=installed)
-    _warn_catalog_problems()
     if as_json:
         rows = [render.card_summary(c, cat.paper_of(c), cat.installed(c), cat.license_of(c)) for c in cards]
         click.echo(json.dumps(rows, indent=2))
@@ -82,21 +73,36 @@ def info_command(name: str, as_json: bool) -> None:
 @click.command("plugins", short_help="List installed plugins and their status.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def plugins_command(as_json: bool) -> None:
-    """Show every installed zoo plugin: distribution, version, cards, hooks, status.
+    """Show the core and every installed zoo plugin: distribution, version, cards (valid and
+    invalid), import time, hooks and status.
 
-    A plugin that failed to import is shown with its error; the others keep working.
+    A plugin that failed to import is shown with its error ("error"); one whose hooks returned
+    something unusable, or whose cards are invalid, is "degraded" and its problems are listed. The
+    others keep working. An import slower than ZOO_PLUGIN_SLOW_S seconds (default 1) is flagged.
 
     \b
     Example:
       zoo plugins --json
+      ZOO_TRACE_PLUGINS=1 zoo plugins
     """
-    cat = api.catalog()
-    counts = {status.name: 0 for status in cat.plugins}
-    for card in cat.cards.values():
-        if card.plugin in counts:
-            counts[card.plugin] += 1
+    with warnings.catch_warnings():  # the problems are the table's subject, not warnings
+        warnings.simplefilter("ignore", ZooWarning)
+        cat = api.catalog()
+        cat.check_hooks()
+    rows = []
+    for status in [cat.core, *cat.plugins]:
+        if status is cat.core:
+            cards = sum(1 for card in cat.cards.values() if card.source == cat.core_source)
+            invalid = cat.invalid_count(source=cat.core_source)
+        else:
+            cards = sum(1 for card in cat.cards.values() if card.plugin == status.name)
+            invalid = cat.invalid_count(plugin=status.name)
+        rows.append({**status.as_dict(), "cards": cards, "invalid_cards": invalid})
     if as_json:
-        click.echo(json.dumps([{**s.as_dict(), "cards": counts[s.name]} for s in cat.plugins], indent=2))
+        click.echo(json.dumps(rows, indent=2))
         return
-    rows = [[s.name, s.dist or "-", s.version or "-", counts[s.name], "ok" if s.ok else f"error: {s.error}"] for s in cat.plugins]
-    click.echo(render.table(rows, ["plugin", "distribution", "version", "cards", "status"], align="lllrl"))
+    click.echo(render.plugins_table(rows))
+    slow = [row["name"] for row in rows if row["slow"]]
+    if slow:
+        click.echo(f"slow to import (over {plugins.slow_import_threshold():g} s, ZOO_PLUGIN_SLOW_S): {', '.join(slow)}",
+                   err=True)

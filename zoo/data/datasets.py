@@ -70,10 +70,45 @@ def _is_image(name: str) -> bool:
     return name.lower().endswith(IMG_EXTENSIONS)
 
 
-def _images_under(folder: Path) -> list[str]:
+def _images_under(folder: Path, visited: set[str] | None = None) -> list[str]:
+    """Image files under ``folder``, recursively, each real directory read at most once.
+
+    Directory symlinks (issue #10, item 11): one inside ``folder`` is followed only when its
+    target lies inside ``folder`` itself (resolved) and has not been read yet. So a link back up
+    (``c1/up -> ..``) or to itself, a link out of the class folder (to a sibling class or outside
+    the dataset) and a second link to the same directory add nothing: no image is counted twice
+    and no image gets a second label. ``folder`` itself may be a link (class folders linked from
+    elsewhere are how subsets are assembled). ``visited`` is shared across a dataset's classes.
+    """
+    visited = set() if visited is None else visited
+    top = os.path.realpath(folder)
     found = []
-    for dirpath, _dirs, files in os.walk(folder, followlinks=True):
-        found.extend(os.path.join(dirpath, f) for f in files if _is_image(f))
+    pending = [(str(folder), top)]
+    while pending:
+        path, real = pending.pop()
+        if real in visited:
+            continue
+        visited.add(real)
+        try:
+            entries = list(os.scandir(path))
+        except OSError:  # unreadable: as os.walk does, skip it (its images cannot be decoded anyway)
+            continue
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            if not is_dir:
+                if _is_image(entry.name):
+                    found.append(entry.path)
+                continue
+            if entry.is_symlink():
+                target = os.path.realpath(entry.path)
+                if target != top and not target.startswith(top.rstrip(os.sep) + os.sep):
+                    continue  # out of this class folder (or up to or above it)
+            else:
+                target = os.path.join(real, entry.name)
+            pending.append((entry.path, target))
     return found
 
 
@@ -113,8 +148,13 @@ def _descend(root: Path, names: Sequence[str]) -> Path:
 
 def _class_folder_samples(root: Path, folders: Sequence[str], labels: Sequence[int], dataset: str) -> list[tuple[str, int]]:
     samples = []
+    visited: set[str] = set()  # a directory reached from two class folders counts for the first only
+    real_root = os.path.realpath(root)
     for folder, label in zip(folders, labels, strict=True):
-        samples.extend((path, label) for path in _images_under(root / folder))
+        real = os.path.realpath(root / folder)
+        if real_root == real or real_root.startswith(real.rstrip(os.sep) + os.sep):
+            raise DataError(f"{dataset}: class folder {folder!r} in {root} links to the dataset folder or above it")
+        samples.extend((path, label) for path in _images_under(root / folder, visited))
     if not samples:
         raise DataError(f"{dataset}: expected images ({', '.join(IMG_EXTENSIONS)}) in the class folders of {root}, found none")
     samples.sort(key=lambda s: natural_key(s[0]))
@@ -163,7 +203,7 @@ def _flat_val(root: Path, dataset: str) -> list[tuple[str, int]] | None:
         return None
     index = synsets.imagenet_index()
     labels: dict[str, int] = {}
-    for n, line in enumerate(gt.read_text().splitlines(), 1):
+    for n, line in enumerate(synsets.read_text(gt, "ground-truth file").splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("ImageId"):
             continue

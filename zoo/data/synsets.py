@@ -23,12 +23,27 @@ def _info_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "data" / "_info"
 
 
+def read_text(path: str | Path, what: str = "file") -> str:
+    """The UTF-8 text of ``path`` (a BOM is dropped), whatever the locale says.
+
+    :raises DataError: one line naming the file and, for text that is not UTF-8, the byte offset.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{what} {path} is not UTF-8 text: byte 0x{data[exc.start]:02x} at offset {exc.start} "
+                        f"({exc.reason})") from None
+
+
 def _lines(name: str) -> list[str]:
     path = _info_dir() / name
-    try:
-        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    except OSError:
-        raise DataError(f"missing {path} (expected in timm's package data)") from None
+    if not path.is_file():
+        raise DataError(f"missing {path} (expected in timm's package data)")
+    return [line.strip() for line in read_text(path, "class list").splitlines() if line.strip()]
 
 
 @functools.cache
@@ -57,10 +72,11 @@ def subset_indices(name: str) -> list[int]:
 def real_labels(path: Path | None = None) -> list[list[int]]:
     """ReaL labels (Beyer et al. 2020): one list of 1k indices per val image, in file-number order."""
     path = path or _info_dir() / "imagenet_real_labels.json"
+    text = read_text(path, "ReaL labels")
     try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read ReaL labels {path}: {exc}") from None
+        data = json.loads(text)
+    except ValueError as exc:
+        raise DataError(f"ReaL labels {path}: invalid JSON: {exc}") from None
     if not isinstance(data, list) or not all(isinstance(x, list) for x in data):
         raise DataError(f"ReaL labels {path}: expected a JSON list of lists of class indices")
     return data

@@ -401,3 +401,19 @@ def test_bundle_claiming_official_weights_of_another_source_is_refused(cached, t
     monkeypatch.setenv("ZOO_HOME", str(tmp_path / "other"))
     assert_refused(run(cli, ["cache", "import", str(bundle)]), "says its weights are official",
                    "none of the card's sources")
+
+
+def test_a_replacing_add_that_fails_keeps_the_previous_hand_added_entry(cached, tmp_path, monkeypatch):
+    from zoo import checkpoint
+
+    (tmp_path / "second.pth").write_bytes(official_checkpoint(seed=3)[0])
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patched, pytest.raises(OSError):
+        patched.setattr(checkpoint, "save_safetensors", full_disk)
+        weights.add_file(zoo.api.get_card("drive"), tmp_path / "second.pth")
+    [entry] = cache.entries("drive")
+    assert entry.manifest["file"] == "w.pth"
+    assert_loaded(zoo.create_model("drive", pretrained=True), cached)

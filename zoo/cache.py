@@ -253,13 +253,16 @@ def store(card: Card, source: WeightSource, raw: Path, raw_sha256: str, *, origi
     key = MANUAL if origin == "manual" else raw_sha256[:16]
     folder = model_dir(card.name)
     tensors = folder / f"{key}.safetensors"
-    if origin == "manual":  # the old entry disappears first: a reader never pairs new tensors with an old manifest
-        for old in entries(card.name):
-            if old.origin == "manual":
-                (folder / f"{old.key}.json").unlink(missing_ok=True)
-                if old.key != MANUAL:
-                    old.path.unlink(missing_ok=True)
-    checkpoint.save_safetensors(state_dict, tensors, metadata={"zoo_model": card.name, "source_sha256": raw_sha256})
+    previous = [e for e in entries(card.name) if e.origin == "manual"] if origin == "manual" else []
+    slot = next((e for e in previous if e.key == MANUAL), None)
+    if slot is not None:  # the old entry disappears first: a reader never pairs new tensors with an old manifest
+        (folder / f"{MANUAL}.json").unlink(missing_ok=True)
+    try:
+        checkpoint.save_safetensors(state_dict, tensors, metadata={"zoo_model": card.name, "source_sha256": raw_sha256})
+    except BaseException:
+        if slot is not None:  # the write is atomic: the old tensors are still there, give them their manifest back
+            _write_json(folder / f"{MANUAL}.json", slot.manifest)
+        raise
     manifest = {
         "model": card.name,
         "origin": origin,
@@ -274,6 +277,10 @@ def store(card: Card, source: WeightSource, raw: Path, raw_sha256: str, *, origi
         **extra,
     }
     _write_json(folder / f"{key}.json", manifest)
+    for old in previous:  # hand-added entries of caches older than the slot go once the new one is in place
+        if old.key != MANUAL:
+            (folder / f"{old.key}.json").unlink(missing_ok=True)
+            old.path.unlink(missing_ok=True)
     return Entry(card.name, key, tensors, manifest)
 
 
@@ -373,7 +380,7 @@ def import_bundle(bundle: Path, card_of: Callable[[str], Card | None],
         with contextlib.ExitStack() as stack:
             for model in sorted({p.model for p in planned}):
                 stack.enter_context(lock(model, wait=False))
-            return _commit(planned, cards, staging, bundle)
+            return _commit(planned, staging, bundle)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -539,7 +546,7 @@ def _move(src: Path, dst: Path) -> None:
     os.replace(src, dst)
 
 
-def _commit(planned: list[_Planned], cards: dict[str, Card], staging: Path, bundle: Path) -> list[Entry]:
+def _commit(planned: list[_Planned], staging: Path, bundle: Path) -> list[Entry]:
     """Move the staged files into place: tensors first, manifests last; undo everything if a step fails."""
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     steps: list[tuple[Path, Path]] = []

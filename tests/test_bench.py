@@ -249,22 +249,22 @@ def test_cli_bench_text_shows_reported_beside_measured(claims_zoo):
 
 
 def test_reparam_folds_train_time_branches_before_timing(claims_zoo, monkeypatch):
-    import timm.utils.model
-
     folded = []
 
-    def fold(model):  # stands in for timm's fold: record which model is folded, keep it runnable
-        folded.append(type(model).__name__)
-        return model
+    def fold(model, card):  # stands in for bench.fold: record which model is folded, keep it runnable
+        folded.append((type(model).__name__, card.name))
+        return model, "test fold"
 
-    monkeypatch.setattr(timm.utils.model, "reparameterize_model", fold)
+    monkeypatch.setattr(bench, "fold", fold)
     result = CliRunner().invoke(cli, ["bench", "tiny-net", "--device", "cpu", "--no-throughput", "--warmup", "0",
                                       "--latency-repeats", "2", "--no-record", "--reparam", "--json"])
     assert result.exit_code == 0, result.output
-    assert len(folded) == 1 and json.loads(result.stdout)[0]["reparam"] is True
+    [row] = json.loads(result.stdout)
+    assert row["reparam"] is True and row["folded_by"] == "test fold"
+    assert folded == [("Sequential", "tiny-net")] * 2  # folded for the counts (on meta), then for timing
     result = CliRunner().invoke(cli, ["bench", "tiny-net", "--device", "cpu", "--no-throughput", "--warmup", "0",
                                       "--latency-repeats", "2", "--no-record", "--json"])
-    assert len(folded) == 1 and json.loads(result.stdout)[0]["reparam"] is False
+    assert len(folded) == 2 and json.loads(result.stdout)[0]["reparam"] is False
 
 
 def test_cli_bench_checkpoint_is_loaded_strictly(claims_zoo, tmp_path):

@@ -12,6 +12,9 @@
   the odd slow step on a shared machine, and also timm's ``samples / wall time``.
 - **Latency** at batch 1: median and 90th percentile of per-step times, in ms.
 - **Peak memory**: ``torch.cuda.max_memory_allocated`` during the throughput run (GPU only).
+- **Precision**: fp32 unless ``amp`` asks for bf16/fp16 autocast; recorded as ``precision``.
+- **Form**: a card whose ``reported.form`` is ``deploy`` (RepVGG, MobileOne, YOLOv6 tables) is counted
+  and timed folded, by :func:`fold`, the one folding rule of bench, verify and the plugin kit.
 
 Models are built with random weights: nothing is downloaded.
 """
@@ -29,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from zoo import api
 from zoo.cards import Card
-from zoo.errors import UserError
+from zoo.errors import BuildError, PluginError, UserError
 
 if TYPE_CHECKING:
     import torch
@@ -66,41 +69,140 @@ def count_macs(model: nn.Module, input_size: tuple[int, int, int], batch_size: i
     return int(counter.get_total_flops()) // 2
 
 
-def static_counts(name: str, patch: str | None = None, *, meta: bool = True) -> dict[str, Any]:
+def card_form(card: Card) -> str:
+    """``"deploy"`` when the card's params/MACs describe the folded model (``reported.form``), else ``"train"``."""
+    return "deploy" if card.reported is not None and card.reported.form == "deploy" else "train"
+
+
+FOLD_METHODS = ("fuse", "reparameterize", "switch_to_deploy")  # what timm's reparameterize_model calls
+
+
+class CannotFold(BuildError):
+    """A card's claims describe the folded (deploy) model and nothing can fold it."""
+
+
+def _plugin_fold(card: Card, model: nn.Module) -> nn.Module | None:
+    """The ``zoo_fold`` answer of the card's own plugin (never another plugin's), or ``None``."""
+    from zoo.plugins import describe_error
+
+    pm = api.catalog().pm
+    if pm is None:
+        return None
+    from torch import nn
+
+    for impl in pm.hook.zoo_fold.get_hookimpls():
+        if impl.plugin_name != card.plugin:
+            continue
+        args = {"card": card, "model": model}
+        try:
+            folded = impl.function(*[args[name] for name in impl.argnames])
+        except Exception as exc:  # third-party code: blame the plugin in one line
+            raise PluginError(card.plugin, f"zoo_fold for {card.name!r} raised {describe_error(exc)}") from None
+        if folded is None:
+            continue
+        if not isinstance(folded, nn.Module):
+            raise PluginError(card.plugin, f"zoo_fold for {card.name!r} returned {type(folded).__name__}, "
+                                           "expected a torch.nn.Module or None")
+        return folded
+    return None
+
+
+def fold(model: nn.Module, card: Card, *, required: bool | None = None) -> tuple[nn.Module, str | None]:
+    """Fold re-parameterisable branches (RepVGG, MobileOne, YOLOv6) into the deploy model.
+
+    The one rule used by ``zoo bench`` (timing and counts), ``zoo verify`` (through
+    :func:`static_counts`) and ``zoo plugin check``. In order:
+
+    1. the card's own plugin answers ``zoo_fold(card, model)`` (see ``zoo/hookspecs.py``);
+    2. a model that defines ``reparameterize()`` or ``switch_to_deploy()`` itself folds itself;
+    3. timm's ``reparameterize_model`` walks the modules and calls ``fuse()``, ``reparameterize()``
+       or ``switch_to_deploy()`` on each that has one (timm's MobileOne, RepVGG, FastViT, and any
+       third-party module following that convention).
+
+    :param required: fail when nothing folds; default: when the card's form is ``deploy``.
+    :returns: ``(model, how)``; ``how`` is ``None`` when there was nothing to fold. The model may be
+        folded in place.
+    :raises CannotFold: ``required`` and nothing can fold the model.
+    """
+    required = card_form(card) == "deploy" if required is None else required
+    folded = _plugin_fold(card, model)
+    if folded is not None:
+        return folded, f"zoo_fold of plugin {card.plugin!r}"
+    for method in ("reparameterize", "switch_to_deploy"):
+        if callable(getattr(model, method, None)):
+            out = getattr(model, method)()  # in place, or returns the folded model
+            return (out if _is_module(out) else model), f"model.{method}()"
+    if any(callable(getattr(m, name, None)) for m in model.modules() for name in FOLD_METHODS):
+        import timm.utils.model
+
+        return timm.utils.model.reparameterize_model(model, inplace=True), "timm reparameterize_model"
+    if required:
+        raise CannotFold(
+            f"model {card.name!r}: the card's params/MACs describe the folded (deploy) model, but nothing "
+            f"folds it: plugin {card.plugin!r} implements no zoo_fold hook and no module of the model has "
+            "fuse(), reparameterize() or switch_to_deploy()"
+        )
+    return model, None
+
+
+def _is_module(obj: Any) -> bool:
+    from torch import nn
+
+    return isinstance(obj, nn.Module)
+
+
+def static_counts(
+    name: str, patch: str | None = None, *, meta: bool = True, fold_branches: bool | None = None
+) -> dict[str, Any]:
     """Params and MACs of card ``name`` at its input size, without weights and without timing.
 
     With ``meta=True`` the model is built and run on the meta device when it can be; a model whose
     construction needs real values (``.item()`` on a drop-path schedule) is built with only its
-    big tensors on meta (:class:`zoo.lightbuild.light_build`); one whose forward needs real values
-    (data-dependent shapes) is counted on the CPU. ``counted_on`` says which was used.
+    big tensors on meta (:class:`zoo.lightbuild.light_build`); one whose forward (or folding) needs
+    real values is counted on the CPU. ``counted_on`` says which was used.
+
+    :param fold_branches: count the folded model (:func:`fold`); default: when the card's
+        ``reported.form`` is ``deploy``, as the papers count RepVGG, MobileOne and YOLOv6.
     """
     import torch
 
     card = api.get_card(name)
+    folding = card_form(card) == "deploy" if fold_branches is None else fold_branches
     attempts = ["meta", "params-on-meta", "cpu"] if meta else ["cpu"]
-    last: Exception | None = None
     for how in attempts:
         try:
+            folded_by = None
+            # fold inside the build's device context: modules a fold creates land on the same device
             if how == "meta":
                 with torch.device("meta"):
                     model = api.create_model(name, patch=patch)
+                    if folding:
+                        model, folded_by = fold(model, card)
             elif how == "params-on-meta":
                 from zoo.lightbuild import light_build
 
                 with light_build():
                     model = api.create_model(name, patch=patch)
                 model = model.to("meta")
+                if folding:
+                    with torch.device("meta"):
+                        model, folded_by = fold(model, card)
             else:
                 model = api.create_model(name, patch=patch)
+                if folding:
+                    model, folded_by = fold(model, card)
             params = count_params(model)
             macs = count_macs(model, card.input_size)
-        except (RuntimeError, NotImplementedError, TypeError, ValueError, IndexError) as exc:
+        except CannotFold:
+            raise  # the same answer on every device
+        except (BuildError, PluginError, RuntimeError, NotImplementedError, TypeError, ValueError, IndexError):
+            # a builder or a fold that needs real values: try the next, more concrete, device
             if how == "cpu":
                 raise
-            last = exc
             continue
-        return {"params": params, "macs": macs, "counted_on": how, "input_size": list(card.input_size)}
-    raise AssertionError(f"unreachable: {last}")  # the cpu attempt either returns or raises
+        return {"params": params, "macs": macs, "counted_on": how, "input_size": list(card.input_size),
+                "form": "deploy" if folded_by else "train", "folded_by": folded_by}
+    raise AssertionError("unreachable: the cpu attempt either returns or raises")
 
 
 # -- devices and precision ------------------------------------------------------------------------
@@ -319,7 +421,10 @@ def benchmark(
 
     :param device: ``cpu``, ``cuda`` or ``cuda:N``; default cuda when available.
     :param batch_size: batch for the throughput run (latency always uses batch 1).
-    :param amp: ``bf16`` or ``fp16`` autocast; refused on a CPU that lacks native support.
+    :param amp: ``bf16`` or ``fp16`` autocast; refused on a CPU that lacks native support. ``None``
+        (the default) is plain fp32, recorded as ``precision: fp32``.
+    :param reparam: fold re-parameterisable branches before timing (:func:`fold`); a card whose
+        ``reported.form`` is ``deploy`` is always folded, for the counts and the timing.
     :param warmup: untimed steps before each timed run; ``repeats``: timed steps (throughput);
         ``latency_repeats``: timed steps at batch 1 (default ``max(repeats, 20)``).
     :param throughput: / ``latency``: switch either measurement off (params and MACs always run).
@@ -339,7 +444,8 @@ def benchmark(
         _check_positive("--threads", threads)
         torch.set_num_threads(threads)
 
-    counts = static_counts(name, patch=patch)
+    folding = reparam or card_form(card) == "deploy"  # time and count what the paper describes
+    counts = static_counts(name, patch=patch, fold_branches=folding)
     result: dict[str, Any] = {
         "model": card.name,
         "paper": card.paper,
@@ -347,14 +453,17 @@ def benchmark(
         "params_m": counts["params"] / 1e6,
         "macs": counts["macs"],
         "gmacs": counts["macs"] / 1e9,
+        "form": counts["form"],
         "input_size": list(card.input_size),
         "device": device_name(dev),
         "device_type": dev.type,
         "hardware_class": "cpu" if dev.type == "cpu" else hardware_class(device_name(dev)),
         "batch_size": batch_size,
         "amp": amp,
+        "precision": amp or "fp32",  # amp=None is plain fp32, no autocast (as eval and the papers)
         "channels_last": channels_last,
-        "reparam": reparam,
+        "reparam": folding,
+        "folded_by": None,
         "compile": compile,
         "patch": patch,
         "throughput_img_s": None,
@@ -367,13 +476,13 @@ def benchmark(
         "reported": reported_summary(card),
     }
     if not (throughput or latency):
+        result["folded_by"] = counts["folded_by"]
         return result
 
-    model = api.create_model(name, checkpoint=checkpoint, patch=patch).to(dev)  # weights do not change speed
-    if reparam:  # fold train-time branches (MobileOne, RepVGG, FastViT) as the papers time them
-        from timm.utils.model import reparameterize_model
-
-        model = reparameterize_model(model)
+    model = api.create_model(name, checkpoint=checkpoint, patch=patch)  # weights do not change speed
+    if folding:  # fold train-time branches (MobileOne, RepVGG, FastViT) as the papers time them
+        model, result["folded_by"] = fold(model, card)
+    model = model.to(dev)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     if compile:

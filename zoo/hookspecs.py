@@ -24,6 +24,8 @@ import pluggy
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from torch import nn
+
     from zoo.cards import Card
 
 hookspec = pluggy.HookspecMarker("zoo")
@@ -82,6 +84,37 @@ def zoo_convert_checkpoint(card: Card, state_dict: dict[str, Any]) -> dict[str, 
         Converting an already converted dict must return it unchanged (idempotent).
 
     .. versionadded:: 0.1
+    """
+
+
+@hookspec(firstresult=True)
+def zoo_fold(card: Card, model: nn.Module) -> nn.Module | None:
+    """Fold ``model``'s train-time branches into the deploy model its card's claims describe.
+
+    Re-parameterisable models (RepVGG, MobileOne, YOLOv6) are trained with parallel branches and
+    deployed with each block folded into one convolution; their papers count params and MACs on
+    the folded model. When a card says ``reported.form: deploy``, ``zoo bench``, ``zoo verify`` and
+    ``zoo plugin check`` count (and ``zoo bench`` times) the folded model, and ``zoo bench --reparam``
+    folds any card. Called only for the card's own plugin (another plugin's implementation is
+    never asked), on a freshly built model in eval mode, on the CPU or the ``meta`` device.
+
+    Most plugins need not implement it: without an answer the core folds by convention, first
+    ``model.reparameterize()`` / ``model.switch_to_deploy()`` when the model class defines one, else
+    timm's ``reparameterize_model``, which calls ``fuse()``, ``reparameterize()`` or
+    ``switch_to_deploy()`` on every sub-module that has one (timm's MobileOne, RepVGG, FastViT, and
+    the official RepVGG/YOLOv6 blocks). Implement the hook when folding needs more than those
+    methods: a module swap, a whole-model conversion function, or the card (e.g. a variant that
+    is deployed differently). A hook, not only a method convention, because the plugin then
+    decides per card, can fold models whose classes it does not own (timm's), and its failures
+    are reported against the plugin. If the card says ``deploy`` and neither the hook nor the
+    convention folds the model, the count is an error, never the unfolded model's.
+
+    :param card: the card whose model is folded (its ``plugin`` is yours).
+    :param model: the built model; you may fold it in place.
+    :returns: the folded model (``model`` itself or a new module), or ``None`` to leave it to the
+        convention above. Stops at the first non-None result.
+
+    .. versionadded:: 0.2
     """
 
 

@@ -7,8 +7,11 @@ Checks, each reported per card with one message naming the fault:
 - ``card``: every card of the plugin validates, and no name collides with an installed card;
 - ``builder``: every card's builder is offered by the plugin and builds on the CPU;
 - ``output``: the model maps a 1 x C x H x W input (the card's input size) to (1, num_classes);
-- ``params``: the parameter count equals the card's reported one to the table's precision, or the
-  card's ``deviations.params_m`` explains why not;
+- ``fold``: for a card whose ``reported.form`` is ``deploy``, :func:`zoo.bench.fold` (the rule bench
+  and verify use: the plugin's ``zoo_fold`` hook, else the ``reparameterize()`` convention) folds the
+  model and the folded model gives the same logits;
+- ``params``: the parameter count (of the folded model for a ``deploy`` card) equals the card's
+  reported one to the table's precision, or the card's ``deviations.params_m`` explains why not;
 - ``convert``: the plugin's checkpoint converter turns the model's own state dict, in the official
   container (``{'state_dict': ..., 'epoch': ...}`` with ``module.`` prefixes), into keys that load with
   ``strict=True``, and converting twice changes nothing.
@@ -29,14 +32,15 @@ from typing import Any
 
 from zoo import api
 from zoo.cards import Card
-from zoo.errors import UnknownPlugin, ZooError
+from zoo.errors import UnknownPlugin, ZooError, first_line
 
 DEFAULT_MAX_FORWARD_PARAMS = 100_000_000
+FOLD_RTOL = 1e-4  # folding BN into convs changes float rounding only
 
 
 @dataclass
 class Finding:
-    check: str  #: import-light, loads, card, builder, output, params, convert
+    check: str  #: import-light, loads, card, builder, output, fold, params, convert
     subject: str  #: card name, or the plugin name for plugin-wide checks
     ok: bool
     message: str = ""
@@ -135,7 +139,7 @@ def check_plugin(
 def _check_card(report: Report, card: Card, max_forward_params: int) -> None:
     import torch
 
-    from zoo.bench import count_params
+    from zoo.bench import card_form, count_params
     from zoo.lightbuild import light_build
 
     try:
@@ -147,27 +151,88 @@ def _check_card(report: Report, card: Card, max_forward_params: int) -> None:
         with light_build():
             sized = builder(num_classes=card.num_classes)
         n_params = count_params(sized)
-        del sized
     except Exception as exc:  # a plugin's builder is third-party code: report, never crash
-        report.add("builder", card.name, False, f"builder {card.builder!r} raised {type(exc).__name__}: {exc}")
+        report.add("builder", card.name, False,
+                   f"plugin {card.plugin!r}: builder {card.builder!r} raised {type(exc).__name__}: {first_line(exc)}")
         return
     report.add("builder", card.name, True)
-    _check_params(report, card, n_params)
+    deploy = card_form(card) == "deploy"
     if n_params > max_forward_params:
+        if deploy:  # count the folded model without running it
+            folded = _fold(report, card, sized.to("meta"))
+            if folded is None:
+                return
+            n_params = count_params(folded)
+        _check_params(report, card, n_params)
         report.add("output", card.name, True, f"not run: {n_params / 1e6:.0f} M params > --max-forward-params")
         return
+    del sized
     try:
         torch.manual_seed(0)
         model = builder(num_classes=card.num_classes).eval()
+        x = torch.randn(1, *card.input_size)
         with torch.inference_mode():
-            out = model(torch.randn(1, *card.input_size))
+            out = model(x)
     except Exception as exc:
-        report.add("output", card.name, False, f"forward on 1x{'x'.join(map(str, card.input_size))} raised {type(exc).__name__}: {exc}")
+        report.add("output", card.name, False, f"forward on 1x{'x'.join(map(str, card.input_size))} raised "
+                                               f"{type(exc).__name__}: {first_line(exc)}")
+        if not deploy:  # the folded count needs a model that runs
+            _check_params(report, card, n_params)
         return
     shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
     report.add("output", card.name, shape == (1, card.num_classes),
                "" if shape == (1, card.num_classes) else f"output shape {shape}, expected (1, {card.num_classes})")
+    if deploy:
+        folded_params = _check_fold(report, card, model, x, out)
+        if folded_params is not None:
+            _check_params(report, card, folded_params)
+    else:
+        _check_params(report, card, n_params)
     _check_convert(report, card, model)
+
+
+def _fold(report: Report, card: Card, model: Any) -> Any | None:
+    """:func:`zoo.bench.fold`, the rule bench and verify use; a failure is a ``fold`` finding."""
+    from zoo.bench import fold
+
+    try:
+        folded, _how = fold(model, card)
+    except ZooError as exc:
+        report.add("fold", card.name, False, str(exc))
+        return None
+    except Exception as exc:  # the model's own fuse()/reparameterize() is third-party code
+        report.add("fold", card.name, False, f"folding raised {type(exc).__name__}: {first_line(exc)}")
+        return None
+    return folded
+
+
+def _check_fold(report: Report, card: Card, model: Any, x: Any, out: Any) -> int | None:
+    """Fold a copy of ``model`` (the card's form is ``deploy``): same logits, and its param count."""
+    import copy
+
+    import torch
+
+    from zoo.bench import count_params
+
+    folded = _fold(report, card, copy.deepcopy(model))
+    if folded is None:
+        return None
+    try:
+        with torch.inference_mode():
+            again = folded.eval()(x)
+    except Exception as exc:
+        report.add("fold", card.name, False, f"the folded model's forward raised {type(exc).__name__}: {first_line(exc)}")
+        return None
+    diff = float((again.float() - out.float()).abs().max())
+    scale = float(out.float().abs().max())
+    if not diff <= FOLD_RTOL * max(scale, 1.0):
+        report.add("fold", card.name, False, f"the folded model's logits differ from the unfolded one's by {diff:.3g} "
+                                             f"(max |logit| {scale:.3g}; allowed {FOLD_RTOL:g} relative)")
+        return None
+    n_params = count_params(folded)
+    report.add("fold", card.name, True, f"folded: {count_params(model):,} -> {n_params:,} params, "
+                                        f"same logits (max diff {diff:.2g})")
+    return n_params
 
 
 def _check_params(report: Report, card: Card, n_params: int) -> None:

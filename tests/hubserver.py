@@ -1,11 +1,15 @@
 """A local HTTP server for download tests: enough of the Hugging Face Hub's file protocol for the
 real ``huggingface_hub`` client, plus plain URLs with Range support, and ways to misbehave.
 
+Plain files can also misbehave the ways a resumed download must survive: change between requests
+(:meth:`Served.set_body`), name no validator or only ``Last-Modified``, ignore ``Range`` (always
+200), ignore ``If-Range`` (206 even for another version), or answer a range that starts elsewhere.
+
 Hub files are served at ``/{repo_id}/resolve/{revision}/{filename}`` (HEAD and GET) with the
 headers ``hf_hub_download`` needs: ``X-Repo-Commit``, ``ETag``/``X-Linked-Etag`` (the sha256 of
 an LFS file) and ``Content-Length``. Plain files are served at ``/files/{name}``. Every request
 is logged in :attr:`HubServer.log` so tests can assert what the client asked for (Range headers,
-or that nothing was asked at all).
+or that nothing was asked at all); :attr:`HubServer.headers` keeps every request's headers.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import hashlib
 import re
 import threading
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -27,11 +32,32 @@ class Served:
     drop_first_at: int | None = None  # like truncate_at, but only on the first GET
     corrupt: bool = False  # flip one byte of the body; headers still describe the good bytes
     delay_s: float = 0.0  # sleep before the body (to make two downloads overlap)
+    # plain files (/files/...) only:
+    validators: str = "etag"  # which validators are sent: "etag", "last-modified", "both" or "none"
+    etag: str | None = None  # a fixed ETag whatever the body is (a server that does not update it)
+    ignore_range: bool = False  # answer every GET with 200 and the whole body
+    ignore_if_range: bool = False  # honour Range even when If-Range names another version
+    range_shift: int = 0  # answer Range from this many bytes earlier (Content-Range says so)
     gets: int = 0
     sha256: str = field(init=False)
+    modified: float = 1_700_000_000.0  # Last-Modified, as a timestamp
 
     def __post_init__(self) -> None:
         self.sha256 = hashlib.sha256(self.body).hexdigest()
+
+    def set_body(self, body: bytes) -> None:
+        """A new version of the file: new bytes, new ETag, a later Last-Modified."""
+        self.body = body
+        self.sha256 = hashlib.sha256(body).hexdigest()
+        self.modified += 60
+
+    def validator_headers(self) -> dict[str, str]:
+        out = {}
+        if self.validators in ("etag", "both"):
+            out["ETag"] = self.etag or f'"{self.sha256}"'
+        if self.validators in ("last-modified", "both"):
+            out["Last-Modified"] = formatdate(self.modified, usegmt=True)
+        return out
 
 
 class HubServer:
@@ -41,6 +67,7 @@ class HubServer:
         self.files: dict[str, Served] = {}
         self.log: list[tuple[str, str, str | None]] = []  # (method, path, Range header)
         self.authorizations: list[str | None] = []  # the Authorization header of every request
+        self.headers: list[dict[str, str]] = []  # every request's headers
         self._lock = threading.Lock()
         server = self
 
@@ -97,6 +124,7 @@ class HubServer:
         with self._lock:
             self.log.append(("HEAD" if head else "GET", path, range_header))
             self.authorizations.append(req.headers.get("Authorization"))
+            self.headers.append(dict(req.headers.items()))
         served = self.files.get(path)
         if served is None or served.status != 200:
             status = served.status if served else 404
@@ -116,11 +144,17 @@ class HubServer:
                 "X-Linked-Size": str(len(body)),
             }
         else:
-            headers["ETag"] = f'"{served.sha256}"'
+            headers |= served.validator_headers()
         start = 0
         match = re.fullmatch(r"bytes=(\d+)-", range_header or "")
+        if_range = req.headers.get("If-Range")
+        if match and if_range is not None and not served.ignore_if_range:
+            if if_range not in served.validator_headers().values():  # another version: the whole file
+                match = None
+        if served.ignore_range:
+            match = None
         if match and not head:
-            start = int(match.group(1))
+            start = max(0, int(match.group(1)) - served.range_shift)
             if start >= len(body):
                 self._send(req, 416, b"", {"Content-Range": f"bytes */{len(body)}", "Content-Length": "0"}, head=True)
                 return

@@ -7,13 +7,19 @@ stores whatever bytes it received. Every failure is a one-line :class:`FetchErro
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
+import json
 import os
 import re
+import socket
+import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
+from email.message import Message
 from pathlib import Path
 
 from zoo.cards import Card, WeightSource
@@ -72,7 +78,100 @@ def discard(fetched: Fetched) -> None:
             pass
 
 
+# -- reachability -----------------------------------------------------------------------------------
+# A machine without DNS or network fails every request the same way, immediately; huggingface_hub
+# still retries such a HEAD five times with back-off (~23 s, ten log lines). zoo tells these
+# definitive failures apart from the transient ones (timeouts, resets, HTTP 5xx), which keep the
+# client's retries, and reports them at once with the way out.
+
+PROBE_TIMEOUT_S = 3.0
+OFFLINE_HINT = "offline? ZOO_OFFLINE=1 works from the cache only"
+_NO_ROUTE = {errno.ENETUNREACH, errno.EHOSTUNREACH}
+_RESOLUTION_TEXT = ("name or service not known", "temporary failure in name resolution", "nodename nor servname",
+                    "no address associated with hostname", "getaddrinfo failed", "name resolution")
+
+
+def unreachable(exc: BaseException | None) -> str | None:
+    """Why ``exc`` says the host cannot be reached at all (its name does not resolve, the connection
+    is refused, there is no route), or None for failures worth retrying.
+
+    Looks through every wrapper on the way (``urllib``'s ``URLError.reason``, the ``__cause__`` and
+    ``__context__`` chains of httpx2/httpx/requests/urllib3) for the socket error, then at the
+    messages, for libraries that kept only the text.
+    """
+    chain: list[BaseException] = []
+    while exc is not None and all(exc is not seen for seen in chain):
+        chain.append(exc)
+        reason = getattr(exc, "reason", None)
+        exc = reason if isinstance(reason, BaseException) else (exc.__cause__ or exc.__context__)
+    for err in chain:
+        if isinstance(err, socket.gaierror):
+            return f"name resolution failed: {err.strerror or first_line(err)}"
+        if isinstance(err, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(err, OSError) and err.errno in _NO_ROUTE:
+            return (err.strerror or os.strerror(err.errno)).lower()
+    for err in chain:
+        text = str(err).lower()
+        if any(t in text for t in _RESOLUTION_TEXT):
+            return f"name resolution failed: {first_line(err)}"
+        if "connection refused" in text:
+            return "connection refused"
+    return None
+
+
+def probe(url: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
+    """Resolve and connect to the host of ``url`` (or to the proxy the environment names for it).
+
+    Returns ``"HOST:PORT: why"`` when it cannot be reached at all; None when it can, or when the
+    answer is slow (a slow network is left to the HTTP client's own timeouts and retries).
+    ``getaddrinfo`` has no timeout of its own, so the attempt runs in a daemon thread.
+    """
+    target = _connect_target(url)
+    if target is None:
+        return None
+    outcome: list[BaseException | None] = []
+
+    def attempt() -> None:
+        try:
+            socket.create_connection(target, timeout=timeout).close()
+            outcome.append(None)
+        except Exception as exc:  # noqa: BLE001 - judged below; a thread must not raise
+            outcome.append(exc)
+
+    thread = threading.Thread(target=attempt, name="zoo-probe", daemon=True)
+    thread.start()
+    thread.join(timeout + 1)
+    why = unreachable(outcome[0]) if outcome else None
+    return f"{target[0]}:{target[1]}: {why}" if why else None
+
+
+def _connect_target(url: str) -> tuple[str, int] | None:
+    parts = urllib.parse.urlsplit(url)
+    if not parts.hostname or parts.scheme not in ("http", "https"):
+        return None
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if proxy and not urllib.request.proxy_bypass(parts.hostname):
+        proxied = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        if not proxied.hostname:
+            return None
+        return proxied.hostname, proxied.port or (443 if proxied.scheme == "https" else 80)
+    try:
+        port = parts.port
+    except ValueError:  # a port that is not a number: let the client report it
+        return None
+    return parts.hostname, port or (443 if parts.scheme == "https" else 80)
+
+
 # -- Hugging Face Hub ------------------------------------------------------------------------------
+
+
+def hub_endpoint() -> str:
+    """The Hub endpoint huggingface_hub will use: ``HF_ENDPOINT`` read now, else its default."""
+    from huggingface_hub import constants
+
+    return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
 
 
 def _fetch_hub(source: WeightSource, force: bool) -> Fetched:
@@ -81,13 +180,20 @@ def _fetch_hub(source: WeightSource, force: bool) -> Fetched:
 
     assert source.hub and source.file  # validated by the card schema
     local_only = offline()
+    endpoint = hub_endpoint()
+    down = None if local_only else probe(endpoint)
+    if down is not None:
+        message = f"cannot reach the Hub at {down} ({OFFLINE_HINT}, HF_ENDPOINT=URL uses a mirror)"
+        if force:
+            raise FetchError(message)
+        local_only = True  # what huggingface_hub does itself: fall back to a file it already has
     try:
         path = hf_hub_download(
             repo_id=source.hub,
             filename=source.file,
             revision=source.revision,
             cache_dir=hf_hub_cache(),
-            endpoint=os.environ.get("HF_ENDPOINT") or None,  # read now: huggingface_hub reads it at import
+            endpoint=endpoint,  # read now: huggingface_hub reads HF_ENDPOINT at import
             local_files_only=local_only,
             force_download=force and not local_only,
         )
@@ -100,6 +206,8 @@ def _fetch_hub(source: WeightSource, force: bool) -> Fetched:
     except hf_errors.RepositoryNotFoundError:
         raise FetchError("HTTP 401/404: repository not found (or private: set HF_TOKEN)") from None
     except hf_errors.LocalEntryNotFoundError as exc:
+        if down is not None:
+            raise FetchError(message) from None
         if local_only:
             raise NotCached("not in the Hugging Face cache") from None
         raise FetchError(_hub_cause(exc)) from None
@@ -110,7 +218,9 @@ def _fetch_hub(source: WeightSource, force: bool) -> Fetched:
     except Exception as exc:  # the HTTP library's own transport errors (httpx2 / httpx / requests)
         if type(exc).__module__.split(".")[0] not in _HTTP_LIBRARIES:
             raise
-        raise FetchError(f"download failed: {first_line(exc)}") from None
+        why = unreachable(exc)
+        raise FetchError(f"cannot reach the Hub: {why} ({OFFLINE_HINT})" if why
+                         else f"download failed: {first_line(exc)}") from None
     # the blob's name in the Hub cache is the ETag, which for LFS files is the file's sha256
     blob = os.path.basename(os.path.realpath(path))
     return Fetched(Path(path), blob if _SHA256.match(blob) else None, owned=False)
@@ -128,19 +238,40 @@ def _hub_cause(exc: BaseException) -> str:
         cause = cause.__cause__ or cause.__context__
     if cause is not None and getattr(cause, "response", None) is not None:
         return _hub_http(cause)
+    why = unreachable(exc)
+    if why:
+        return f"cannot reach the Hub: {why} ({OFFLINE_HINT}, HF_ENDPOINT=URL uses a mirror)"
     if cause is not None:
         return f"cannot reach the Hub: {first_line(cause)}"
     return first_line(exc)
+
+
+# -- where downloads go -----------------------------------------------------------------------------
+
+
+def download_path(card: Card, source: WeightSource) -> Path:
+    """``downloads/<model>/<file>`` for a URL or Drive source, refusing a file name that could point
+    anywhere else (a card's ``file:`` and a URL's last segment are data from outside)."""
+    name = source.filename
+    if (not name or name in (".", "..") or any(c in name for c in "/\\\0")
+            or name.endswith((".part", ".part.json"))):
+        raise FetchError(f"weights file name {name!r} is not a plain file name; refusing to store it")
+    root = zoo_home() / "downloads"
+    folder = root / card.name
+    if folder.is_symlink() or (folder.exists() and os.path.realpath(folder) != os.path.join(os.path.realpath(root),
+                                                                                              card.name)):
+        raise FetchError(f"{folder} is not a folder inside {root}; refusing to write through it")
+    return folder / name
 
 
 # -- plain URL ------------------------------------------------------------------------------------
 
 
 def _fetch_url(card: Card, source: WeightSource, force: bool) -> Fetched:
-    dest = downloads_dir(card) / source.filename
+    dest = download_path(card, source)
     part = dest.with_name(dest.name + ".part")
     if force:
-        part.unlink(missing_ok=True)
+        _forget(part)
         dest.unlink(missing_ok=True)
     if dest.is_file():
         return Fetched(dest, None, owned=True)
@@ -153,58 +284,191 @@ def _fetch_url(card: Card, source: WeightSource, force: bool) -> Fetched:
     return Fetched(dest, None, owned=True)
 
 
+MAX_RESTARTS = 3  # a server that keeps answering ranges we cannot use
+
+
+@dataclass
+class _Resume:
+    """What the partial file holds, written beside it as ``<file>.part.json`` before its first byte."""
+
+    url: str
+    validator: str | None  # a strong ETag, else Last-Modified: what If-Range sends back
+    total: int | None  # the whole file's size, as the server announced it
+
+
+def _meta_path(part: Path) -> Path:
+    return part.with_name(part.name + ".json")
+
+
+def _load_resume(part: Path, url: str) -> _Resume | None:
+    """The partial file's record, or None when it is missing, unreadable or for another URL."""
+    try:
+        data = json.loads(_meta_path(part).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("url") != url:
+        return None
+    validator, total = data.get("validator"), data.get("total")
+    if not isinstance(validator, str) or not validator or "\n" in validator or "\r" in validator:
+        return None
+    if total is not None and (not isinstance(total, int) or isinstance(total, bool) or total < 0):
+        return None
+    return _Resume(url, validator, total)
+
+
+def _save_resume(part: Path, resume: _Resume) -> None:
+    meta = _meta_path(part)
+    tmp = meta.with_name(meta.name + ".tmp")
+    tmp.write_text(json.dumps(vars(resume)), encoding="utf-8")
+    os.replace(tmp, meta)
+
+
+def _forget(part: Path) -> None:
+    """Drop a partial file and its record (the record first: a partial file without one is never resumed)."""
+    _meta_path(part).unlink(missing_ok=True)
+    part.unlink(missing_ok=True)
+
+
+def _validator(headers: Message) -> str | None:
+    """A strong ETag, else Last-Modified; a weak ETag cannot go into If-Range (RFC 9110, 13.1.5)."""
+    etag = (headers.get("ETag") or "").strip()
+    if etag and not etag.startswith("W/"):
+        return etag
+    modified = (headers.get("Last-Modified") or "").strip()
+    return modified or None
+
+
+_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
+
+
+def _usable_range(response: http.client.HTTPResponse, have: int, resume: _Resume | None) -> int | None:
+    """For a 206: the size of the whole file when the part starts exactly at ``have`` and belongs to
+    the same file (same validator, same total); None when it cannot be appended."""
+    match = _CONTENT_RANGE.match((response.headers.get("Content-Range") or "").strip())
+    if not match:
+        return None
+    start, end, total = (int(g) for g in match.groups())
+    if start != have or end < start or end >= total:
+        return None
+    length = response.headers.get("Content-Length")
+    if length is not None and (not length.strip().isdigit() or int(length) != end - start + 1):
+        return None
+    if have:
+        assert resume is not None
+        if resume.total is not None and total != resume.total:
+            return None
+        validator = _validator(response.headers)
+        if validator is not None and validator != resume.validator:
+            return None
+    return total
+
+
 def download_url(url: str, part: Path, max_stalls: int = 2) -> None:
-    """GET ``url`` into ``part``, resuming what is already there with an HTTP Range request.
+    """GET ``url`` into ``part``, resuming what is already there only when the server proves it is
+    the same file.
 
-    A connection that drops mid-file is resumed (up to ``max_stalls`` attempts in a row that bring
-    no new byte); what was received stays in ``part`` for the next run.
+    The first response's validator (strong ETag, else Last-Modified) and size are recorded in
+    ``<part>.json`` before the first byte is written. A resume sends ``Range`` with ``If-Range``
+    and appends only a 206 whose ``Content-Range`` starts where the partial file ends, for the same
+    total; anything else (a 200, another start or total, a changed validator, no validator at all)
+    starts again from zero, so two versions of a file are never spliced together. A connection
+    that drops mid-file is resumed until ``max_stalls`` attempts in a row bring the file no further.
     """
-    from tqdm.auto import tqdm
-
-    from zoo._version import __version__
-
-    stalls, restarted = 0, False
+    stalls, restarts, best = 0, 0, 0
     while True:
         have = part.stat().st_size if part.exists() else 0
-        headers = {"User-Agent": f"zoo/{__version__}", "Accept-Encoding": "identity"}
-        if have:
-            headers["Range"] = f"bytes={have}-"
-        try:
-            response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=TIMEOUT_S)
-        except urllib.error.HTTPError as exc:
-            if exc.code == 416 and have and not restarted:  # our partial file is not a prefix any more
-                part.unlink()
-                restarted = True
-                continue
-            raise FetchError(f"HTTP {exc.code} {exc.reason}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise FetchError(f"cannot connect: {reason}") from None
-        got = 0
+        resume = _load_resume(part, url) if have else None
+        if have and resume is None:  # nothing proves what the partial file is a prefix of
+            _forget(part)
+            have = 0
+        response = _open(url, have, resume)
+        if response is None:  # 416: the partial file is longer than the file now is
+            _forget(part)
+            restarts += 1
+            _check_restarts(restarts, url)
+            continue
         with response:
-            if have and response.status != 206:  # the server ignored Range: start over
+            if response.status == 206:
+                total = _usable_range(response, have, resume)
+                if total is None:
+                    _forget(part)
+                    restarts += 1
+                    _check_restarts(restarts, url)
+                    continue
+            else:  # a whole file (a 200 to a Range request is the server saying "start over")
+                length = (response.headers.get("Content-Length") or "").strip()
+                total = int(length) if length.isdigit() else None
                 have = 0
-            length = response.headers.get("Content-Length")
-            total = have + int(length) if length and length.isdigit() else None
-            bar = tqdm(total=total, initial=have, unit="B", unit_scale=True, desc=part.name.removesuffix(".part"),
-                       disable=None, leave=False)
-            try:
-                with open(part, "ab" if have else "wb") as fh:
-                    while chunk := _read(response):
-                        fh.write(chunk)  # a disk error propagates; only network errors are judged by size
-                        got += len(chunk)
-                        bar.update(len(chunk))
-            finally:
-                bar.close()
+            if not have:
+                _forget(part)
+                _save_resume(part, _Resume(url, _validator(response.headers), total))
+            _receive(response, part, have, total)
         size = part.stat().st_size
         if total is None or size == total:
+            _meta_path(part).unlink(missing_ok=True)
             return
         if size > total:
-            part.unlink()
+            _forget(part)
             raise FetchError(f"server sent {size} bytes, more than the {total} it announced")
-        stalls = 0 if got else stalls + 1
+        if size > best:
+            best, stalls = size, 0
+        else:
+            stalls += 1
         if stalls >= max_stalls:
+            if _load_resume(part, url) is None:  # no validator: the bytes could never be resumed
+                _forget(part)
+                raise FetchError(f"connection closed after {size} of {total} bytes (the server names no ETag "
+                                 "or Last-Modified, so the next run starts over)")
             raise FetchError(f"connection closed after {size} of {total} bytes (kept {part.name} to resume next time)")
+
+
+def _check_restarts(restarts: int, url: str) -> None:
+    if restarts > MAX_RESTARTS:
+        raise FetchError(f"{url}: the server keeps answering with ranges that do not fit; gave up after "
+                         f"{MAX_RESTARTS} restarts")
+
+
+def _open(url: str, have: int, resume: _Resume | None) -> http.client.HTTPResponse | None:
+    """Send the GET (a Range request with If-Range when resuming); None for a 416."""
+    from zoo._version import __version__
+
+    headers = {"User-Agent": f"zoo/{__version__}", "Accept-Encoding": "identity"}
+    if have:
+        assert resume is not None and resume.validator
+        headers["Range"] = f"bytes={have}-"
+        headers["If-Range"] = resume.validator
+    try:
+        return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=TIMEOUT_S)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        if exc.code == 416 and have:
+            return None
+        raise FetchError(f"HTTP {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        why = unreachable(exc)
+        if why:
+            host = urllib.parse.urlsplit(url).hostname
+            raise FetchError(f"cannot reach {host}: {why} ({OFFLINE_HINT})") from None
+        reason = getattr(exc, "reason", exc)
+        raise FetchError(f"cannot connect: {reason}") from None
+
+
+def _receive(response: http.client.HTTPResponse, part: Path, have: int, total: int | None) -> None:
+    """Append the body to ``part`` (written from zero when ``have`` is 0); a network error ends the
+    body early and the caller compares sizes, a disk error is one line."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, initial=have, unit="B", unit_scale=True, desc=part.name.removesuffix(".part"),
+               disable=None, leave=False)
+    try:
+        with open(part, "ab" if have else "wb") as fh:
+            while chunk := _read(response):
+                fh.write(chunk)
+                bar.update(len(chunk))
+    except OSError as exc:
+        raise FetchError(f"cannot write {part}: {exc.strerror or first_line(exc)} (kept what was written)") from None
+    finally:
+        bar.close()
 
 
 def _read(response: http.client.HTTPResponse) -> bytes:
@@ -221,7 +485,7 @@ def _read(response: http.client.HTTPResponse) -> bytes:
 
 
 def _fetch_gdrive(card: Card, source: WeightSource, force: bool) -> Fetched:
-    dest = downloads_dir(card) / source.filename
+    dest = download_path(card, source)
     if force:
         dest.unlink(missing_ok=True)
     if dest.is_file():

@@ -12,7 +12,6 @@ from decimal import Decimal
 
 import pytest
 import torch
-import yaml
 import zoo_timm_baselines
 from zoo_timm_baselines import builders
 
@@ -29,17 +28,8 @@ def _cards():
 CARDS = _cards()
 
 
-def _raw_params_text() -> dict[str, str]:
-    """``params_m`` as written in registry.yaml (BaseLoader keeps '15.0' and '86' apart)."""
-    raw = yaml.load(core_registry_path().read_text(encoding="utf-8"), Loader=yaml.BaseLoader)
-    return {
-        name: entry["reported"]["params_m"]
-        for name, entry in raw["models"].items()
-        if isinstance(entry.get("reported"), dict) and "params_m" in entry["reported"]
-    }
-
-
-RAW_PARAMS = _raw_params_text()
+#: ``params_m`` as written in registry.yaml: card figures keep their printed text ('15.0' is not '15')
+RAW_PARAMS = {c.name: c.reported.params_m.text for c in CARDS if c.reported and c.reported.params_m is not None}
 
 
 def _matches_to_precision(count_m: float, reported: str) -> bool:
@@ -92,8 +82,35 @@ def test_weights_are_timm_hub_files() -> None:
     for card in CARDS:
         assert len(card.weights) == 1, card.name
         source = card.weights[0]
-        assert source.hub is not None and source.hub.startswith(f"timm/{card.builder}."), (card.name, source.hub)
+        assert source.hub is not None and source.hub.startswith("timm/"), (card.name, source.hub)
         assert source.file == "model.safetensors", card.name
+
+
+@pytest.mark.parametrize("card", CARDS, ids=[c.name for c in CARDS])
+def test_builder_is_the_architecture_and_tag_of_the_cards_weights(card) -> None:
+    """timm's pretrained_cfg for the builder's ``<arch>.<tag>`` names the card's hub repo; and no
+    builder is an architecture timm itself says is the wrong one for these weights (CLIP: QuickGELU)."""
+    from timm.models import get_pretrained_cfg
+
+    model_name = zoo_timm_baselines.MODELS[card.builder]
+    arch, _, tag = model_name.partition(".")
+    assert arch == card.builder and tag, model_name
+    cfg = get_pretrained_cfg(model_name, allow_unregistered=False)
+    assert cfg is not None and cfg.tag == tag, model_name
+    assert cfg.hf_hub_id == card.weights[0].hub, (card.name, cfg.hf_hub_id, card.weights[0].hub)
+    if any("quickgelu model variant" in note for note in (cfg.notes or ())):
+        assert "quickgelu" in arch, (card.name, arch, cfg.notes)
+    assert cfg.num_classes == card.num_classes, (card.name, cfg.num_classes)
+
+
+def test_built_model_carries_its_weights_tag() -> None:
+    with torch.device("meta"):
+        convnext = builders.convnext_tiny()
+        clip = builders.vit_base_patch16_clip_quickgelu_224(num_classes=512)
+    # timm's default tag for convnext_tiny is in12k_ft_in1k (crop 0.95); the card's weights are fb_in1k (0.875)
+    assert (convnext.pretrained_cfg["tag"], convnext.pretrained_cfg["crop_pct"]) == ("fb_in1k", 0.875)
+    assert clip.pretrained_cfg["hf_hub_id"] == "timm/vit_base_patch16_clip_224.openai"
+    assert type(clip.blocks[0].mlp.act).__name__ == "QuickGELU"
 
 
 @pytest.mark.parametrize(

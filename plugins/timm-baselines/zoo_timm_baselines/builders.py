@@ -1,7 +1,10 @@
-"""Builders for ``timm-baselines``: each is ``timm.create_model(arch, pretrained=False, ...)``.
+"""Builders for ``timm-baselines``: each is ``timm.create_model("<arch>.<tag>", pretrained=False, ...)``.
 
-The builder only builds; zoo's core fetches and loads the card's weights (timm's own safetensors,
-whose keys are the architecture's). ``builders.<arch>`` exists for every name in ``ARCHS``.
+The tag is the one of the card's weights (``MODELS``), so the model's ``pretrained_cfg`` is that tag's
+(``convnext_tiny`` alone would give the default ``in12k_ft_in1k`` tag's crop 0.95, not ``fb_in1k``'s
+0.875). The builder only builds; zoo's core fetches and loads the card's weights (timm's own
+safetensors, whose keys are the architecture's) and sets the card's data config.
+``builders.<arch>`` exists for every name in ``ARCHS``.
 """
 
 from __future__ import annotations
@@ -12,23 +15,23 @@ from typing import Any
 
 import torch.nn as nn
 
-from zoo_timm_baselines import ARCHS
+from zoo_timm_baselines import ARCHS, MODELS
 
 __all__ = ["build"]
 
 
 def build(arch: str, *, num_classes: int = 1000, **kwargs: Any) -> nn.Module:
-    """Build timm architecture ``arch`` with random weights (other kwargs go to timm)."""
+    """Build builder ``arch`` (its timm model and weights tag) with random weights; other kwargs go to timm."""
     import timm
 
-    return timm.create_model(arch, pretrained=False, num_classes=num_classes, **kwargs)
+    return timm.create_model(MODELS.get(arch, arch), pretrained=False, num_classes=num_classes, **kwargs)
 
 
 def __getattr__(name: str) -> Callable[..., nn.Module]:
     # one builder per architecture, resolved by zoo as "zoo_timm_baselines.builders:<arch>"
     if name in ARCHS:
         builder = partial(build, name)
-        builder.__doc__ = f"Build timm's {name!r} (keyword-only: num_classes=1000, **timm kwargs)."
+        builder.__doc__ = f"Build timm's {MODELS[name]!r} (keyword-only: num_classes=1000, **timm kwargs)."
         return builder
     raise AttributeError(f"module {__name__!r} has no attribute {name!r} (not one of the plugin's ARCHS)")
 

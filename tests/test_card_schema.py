@@ -109,6 +109,17 @@ def test_a_cache_of_the_old_format_is_ignored(tmp_path):
     assert "demo-s" in parse(path).cards  # re-parsed, not taken from the old cache
 
 
+@pytest.mark.parametrize("junk", ["{", '{"format": 2, "stamp": "x"}', '{"__figure__": [1, 2]}', "[" * 100_000,
+                                  '{"format": 2, "stamp": "STAMP", "data": {"__figure__": [1, 2]}}'])
+def test_a_corrupt_cache_is_parsed_again(tmp_path, junk):
+    path = write(tmp_path, CARD)
+    read_yaml(path)
+    cached = zoo.cards._cache_file(path)
+    cached.write_text(junk.replace("STAMP", json.loads(cached.read_text())["stamp"]))
+    assert parse(path).cards["demo-s"].reported.params_m.text == "14.0"
+    assert json.loads(cached.read_text())["format"] == zoo.cards.CACHE_FORMAT  # and rewritten
+
+
 def test_cache_keeps_mappings_that_look_like_markers(tmp_path):
     path = tmp_path / "odd.yaml"
     path.write_text('a: {__figure__: [1, "x"]}\nb: {__map__: 3}\nc: [1.50, {__figure__: 2.0}]\n')
@@ -123,6 +134,7 @@ def test_cache_keeps_mappings_that_look_like_markers(tmp_path):
     ("five", "expected number, got str 'five'"),
     ('"1.2.3"', "expected number, got str '1.2.3'"),
     ('""', "expected number, got str ''"),
+    ('"1__0"', "expected number, got str '1__0'"),
     (".inf", "expected a finite number, got '.inf'"),
     (".nan", "expected a finite number, got '.nan'"),
     ("true", "expected number, got bool True"),

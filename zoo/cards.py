@@ -249,7 +249,10 @@ def to_figure(value: Any) -> Figure:
         text = value.strip()
         if not text or not _DECIMAL_RE.match(text) or not any(c.isdigit() for c in text):
             raise ValueError(f"expected number, got str {value!r}")
-        number = float(text.replace("_", ""))
+        try:
+            number = float(text)
+        except ValueError:  # "1__0": the pattern lets it through, float() does not
+            raise ValueError(f"expected number, got str {value!r}") from None
     elif isinstance(value, Figure):
         text, number = value.text, float(value)
     else:  # a YAML int, or a float from a parsed mapping a plugin handed over
@@ -544,7 +547,7 @@ def read_yaml(path: str | Path) -> Any:
         saved = json.loads(cached.read_text(encoding="utf-8"), object_hook=_decode_cached)
         if saved["format"] == CACHE_FORMAT and saved["stamp"] == stamp:
             return saved["data"]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         pass  # no cache yet, an older format or an unreadable one: parse the YAML
     if stat.st_size > MAX_CARD_FILE_BYTES:
         raise CardError(path, "", "", f"card file is {stat.st_size} bytes; the limit is {MAX_CARD_FILE_BYTES}")

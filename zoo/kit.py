@@ -18,6 +18,11 @@ Checks, each reported per card with one message naming the fault:
 
 Models larger than ``max_forward_params`` are sized with :class:`zoo.lightbuild.light_build` and are
 not run; the report says so.
+
+Fidelity to an official implementation is the other half of the kit: :func:`parity` (from
+:mod:`zoo.parity`) builds our model and the official one, randomises every weight and buffer of the
+official one, loads it through the card's conversion path, compares keys, shapes and outputs, and
+writes the key/shape manifest a plugin's tests assert.
 """
 
 from __future__ import annotations
@@ -33,6 +38,15 @@ from typing import Any
 from zoo import api
 from zoo.cards import Card
 from zoo.errors import UnknownPlugin, ZooError, first_line
+from zoo.parity import (  # noqa: F401 - the parity helper is part of the kit's public API
+    ParityReport,
+    card_converter,
+    card_for,
+    format_manifest,
+    parity,
+    randomize_state,
+    write_manifest,
+)
 
 DEFAULT_MAX_FORWARD_PARAMS = 100_000_000
 FOLD_RTOL = 1e-4  # folding BN into convs changes float rounding only

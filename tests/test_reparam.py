@@ -293,3 +293,12 @@ def test_bench_default_runs_without_autocast(rep_zoo, monkeypatch):
     monkeypatch.setattr(bench, "cpu_supports", lambda amp: True)
     result = bench.benchmark("rep-net-train", device="cpu", batch_size=2, warmup=0, repeats=1, latency=False, amp="bf16")
     assert entered == [torch.bfloat16] and result["precision"] == "bf16"
+
+
+def test_bench_of_a_builder_that_raises_is_one_line_naming_plugin_and_builder(rep_zoo):
+    rep_zoo.write_text(rep_zoo.read_text() + _card("broken-net", "broken", 0.001, None))
+    api.reset()
+    result = CliRunner().invoke(cli, ["bench", "broken-net", "--device", "cpu", "--no-record"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    [line] = [line for line in result.output.splitlines() if line.strip()]
+    assert "builder 'broken' of plugin 'rep' raised ZeroDivisionError: division by zero in the builder" in line

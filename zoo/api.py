@@ -132,19 +132,31 @@ def _call_plugin_code(fn: Any, what: str, *args: Any, **kwargs: Any) -> Any:
         raise BuildError(f"{what} raised {plugins.describe_error(exc)}") from exc
 
 
-def apply_patch(model: nn.Module, spec: str, model_name: str | None = None) -> nn.Module:
-    """Apply a plugin's model patch (e.g. ``tome:r=13``) to ``model``.
-
-    :raises UserError: an unknown patch, or an option the patch does not take (naming the ones it does).
-    :raises BuildError: the patch raised; the message names the model, the patch and its plugin.
-    """
+def _prepare_patch(spec: str) -> tuple[Any, str, str, str, dict[str, Any]]:
+    """Resolve ``spec`` and check its options, before any model is built: ``(fn, name, plugin, ref, options)``."""
     name, options = parse_patch(spec)
     patches = hook_entries("zoo_patches")
     if name not in patches:
         raise UnknownPatch(name, patches)
     plugin_name, ref = patches[name]
     fn = plugins.resolve(ref, plugin_name)
-    _check_patch_options(fn, name, plugin_name, model, options)
+    _check_patch_options(fn, name, plugin_name, object(), options)  # binding ignores the model's type
+    return fn, name, plugin_name, ref, options
+
+
+def check_patch(spec: str) -> None:
+    """Refuse a bad ``--patch`` before anything is built: an unknown patch, bad syntax, or options the
+    patch does not take (:class:`UserError`, one line naming the accepted options)."""
+    _prepare_patch(spec)
+
+
+def apply_patch(model: nn.Module, spec: str, model_name: str | None = None) -> nn.Module:
+    """Apply a plugin's model patch (e.g. ``tome:r=13``) to ``model``.
+
+    :raises UserError: an unknown patch, or an option the patch does not take (naming the ones it does).
+    :raises BuildError: the patch raised; the message names the model, the patch and its plugin.
+    """
+    fn, name, plugin_name, ref, options = _prepare_patch(spec)
     what = f"model {model_name!r}: " if model_name else ""
     return _call_plugin_code(fn, f"{what}patch {name!r} (plugin {plugin_name!r}, {ref})", model, **options)
 
@@ -168,6 +180,9 @@ def create_model(
     """
     card = get_card(name)
     builder = get_builder(card)
+    specs = [spec for spec in (card.patch, patch) if spec]
+    for spec in specs:  # a wrong --patch is refused before the (possibly slow) build
+        _prepare_patch(spec)
     kwargs.setdefault("num_classes", card.num_classes)
     try:  # check the arguments first, so a TypeError raised inside the builder stays a visible bug
         inspect.signature(builder).bind(**kwargs)
@@ -180,7 +195,7 @@ def create_model(
         from zoo import weights
 
         weights.load_into(model, card, checkpoint=checkpoint)
-    for spec in filter(None, (card.patch, patch)):
+    for spec in specs:
         model = apply_patch(model, spec, card.name)
     from zoo.datacfg import apply_card_cfg
 

@@ -65,7 +65,7 @@ SMALL = {"input_size": (3, 8, 8)}
 
 def test_a_right_converter_passes():
     report = kit.parity(Ours, Official, convert=convert, name="tiny", **SMALL)
-    assert report.ok and report.keys_ok and report.outputs_ok
+    assert report.ok and report.keys_ok and report.outputs_ok and report.same_order is True
     assert report.missing == report.unexpected == report.shapes == [] and report.error is None
     assert report.keys == 13 and report.params_official == report.params_ours == 3 * 8 * 9 + 8 + 16 + 8 + 72 + 45
     assert report.max_abs_diff == 0.0 and report.max_abs_output > 0.1

@@ -5,11 +5,12 @@ Usage (the official file is read from a checkout outside this repository, never 
     git --git-dir=<EfficientMod mirror> show HEAD:models/EfficientMod.py > /tmp/em/EfficientMod_official.py
     python plugins/efficientmod/tools/official_check.py /tmp/em/EfficientMod_official.py [--write]
 
-For every variant it prints: key/shape equality, parameter count, and the max |logit| difference
-between the official model and ours (same state dict, eval mode, 2x3x224x224) in float32 and in
-float64, at the official random init and with every tensor perturbed (random init leaves the
-layer scales at 1e-4, where the blocks barely change the output). ``--write`` rewrites
-``tests/data/official_shapes.json`` and ``tests/data/official_logits.json``.
+For every variant :func:`zoo.kit.parity` builds the official model and ours, randomises every
+official weight and buffer (layer scales included: their 1e-4 init would hide a wrong block), loads
+them through the card's conversion path and compares keys, shapes and logits (2x3x224x224, eval),
+in float32 and in float64. ``--write`` rewrites ``tests/data/official_shapes.json`` (through the kit)
+and ``tests/data/official_logits.json``: the official models' logits with the weights of
+:func:`fill` (the test suite has the same helper) on a fixed 1x3x64x64 float64 input.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import torch
 HERE = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(HERE))
 from zoo_efficientmod import efficientmod as ours  # noqa: E402
+
+from zoo.kit import card_for, parity  # noqa: E402
 
 PAIRS = {"efficientmod_xxs": "efficientMod_xxs", "efficientmod_xs": "efficientMod_xs",
          "efficientmod_s": "efficientMod_s", "efficientmod_s_conv": "efficientMod_s_Conv"}
@@ -52,56 +55,36 @@ def load_official(path: str):
     return module
 
 
-def dump_shapes(manifest: dict[str, dict[str, list[int]]]) -> str:
-    """One key per line, so a diff of the manifest reads like a diff of the architecture."""
-    parts = []
-    for variant, shapes in manifest.items():
-        body = ",\n".join(f"    {json.dumps(k)}: {json.dumps(s)}" for k, s in shapes.items())
-        parts.append(f"  {json.dumps(variant)}: {{\n{body}\n  }}")
-    return "{\n" + ",\n".join(parts) + "\n}\n"
-
-
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("official", help="path to the official models/EfficientMod.py")
     parser.add_argument("--write", action="store_true", help="rewrite tests/data/*.json")
     args = parser.parse_args()
     official = load_official(args.official)
-    torch.manual_seed(0)
-    shapes, logits = {}, {}
-    x_small = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    data = HERE / "tests" / "data"
+    ok, logits = True, {}
     for mine, theirs in PAIRS.items():
-        ref = getattr(official, theirs)().eval()
-        model = getattr(ours, mine)().eval()
-        sd = {k: v.clone() for k, v in ref.state_dict().items()}  # the random init, kept
-        shapes[mine] = {k: list(v.shape) for k, v in sd.items()}
-        assert {k: list(v.shape) for k, v in model.state_dict().items()} == shapes[mine], mine
-        n = sum(p.numel() for p in model.parameters())
-        report = [f"{mine}: {len(sd)} keys equal, {n} params"]
+        card = card_for("efficientmod", mine)
         for dtype in (torch.float32, torch.float64):
-            ref.to(dtype), model.to(dtype)
-            x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0), dtype=dtype)
-            for label, weights in (("random init", sd), ("perturbed", fill(sd))):
-                ref.load_state_dict(weights)
-                model.load_state_dict(ref.state_dict(), strict=True)
-                with torch.no_grad():
-                    a, b = ref(x), model(x)
-                report.append(f"{str(dtype)[6:]} {label}: max|diff| {(a - b).abs().max().item():.2e} "
-                              f"(max|logit| {a.abs().max().item():.2f})")
-        ref.double().load_state_dict(fill(sd))
+            report = parity(getattr(ours, mine), getattr(official, theirs), convert=card, name=mine, dtype=dtype,
+                            atol=1e-4 if dtype == torch.float32 else 1e-10, rtol=1e-5 if dtype == torch.float32 else 1e-10,
+                            manifest_path=data / "official_shapes.json" if args.write else None)
+            print(f"[{str(dtype)[6:]}] {report}", flush=True)
+            ok &= report.ok and report.same_order is not False
+        ref = getattr(official, theirs)().double().eval()
+        ref.load_state_dict(fill(ref.state_dict()))
+        x_small = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
         with torch.no_grad():
             y = ref(x_small)[0]
         logits[mine] = {"first16": y[:16].tolist(), "sum": y.sum().item(), "l2": y.norm().item(),
                         "argmax": int(y.argmax())}
-        print("; ".join(report), flush=True)
     if args.write:
-        data = HERE / "tests" / "data"
-        (data / "official_shapes.json").write_text(dump_shapes(shapes))
         doc = {"input": "torch.randn(1, 3, 64, 64, generator=manual_seed(1), dtype=float64)",
                "weights": "fill(): seed 0, 0.1*randn per key in state-dict order, +1 for 1-D .weight and gamma_1",
                "logits": logits}
         (data / "official_logits.json").write_text(json.dumps(doc, indent=1) + "\n")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

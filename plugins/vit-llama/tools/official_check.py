@@ -8,12 +8,14 @@ Usage (the official files are read from a checkout outside this repository, neve
     done
     python plugins/vit-llama/tools/official_check.py /tmp/vl [--logits] [--write]
 
-For every variant it builds the official model and ours at the real sizes (LLaMA-7B's last block,
-~202 M params) and checks key names, order and shapes. ``--logits`` also loads the official random
-init into ours and prints the max |logit| difference on a 2x3x224x224 input (eval, float32; about
-a minute per variant on 2 CPU cores, 2 GB of memory). ``--write`` rewrites
-``tests/data/official_shapes.json`` and ``tests/data/official_logits.json``: the official models'
-logits at ``img_size=32`` (5 tokens) with every tensor set by :func:`fill` (the test suite has the same
+For every variant :func:`zoo.kit.parity` builds the official model and ours at the real sizes
+(LLaMA-7B's last block, ~202 M params) and checks key names, order and shapes (sized without
+allocating weights), and that the same parameters are frozen. ``--logits`` builds them for real,
+randomises every official weight and buffer, loads them through the card's conversion path and
+prints the max |logit| difference on a 2x3x224x224 input (eval, float32; about a minute per
+variant on 2 CPU cores, 2 GB of memory). ``--write`` rewrites ``tests/data/official_shapes.json``
+(through the kit) and ``tests/data/official_logits.json``: the official models' logits at
+``img_size=32`` (5 tokens) with every tensor set by :func:`fill` (the test suite has the same
 helper), on a fixed 2x3x32x32 input; the full-size LLaMA block is kept, so this is cheap to rerun.
 
 The official files need timm 0.4.12 (their requirements.txt); under timm 1.x only the module
@@ -74,57 +76,39 @@ def small_input() -> torch.Tensor:
     return torch.linspace(-2.0, 2.0, 2 * 3 * 32 * 32).reshape(2, 3, 32, 32).sin()
 
 
-def dump_shapes(manifest: dict[str, dict[str, list[int]]]) -> str:
-    """One key per line, so a diff of the manifest reads like a diff of the architecture."""
-    parts = []
-    for variant, shapes in manifest.items():
-        body = ",\n".join(f"    {json.dumps(k)}: {json.dumps(s)}" for k, s in shapes.items())
-        parts.append(f"  {json.dumps(variant)}: {{\n{body}\n  }}")
-    return "{\n" + ",\n".join(parts) + "\n}\n"
-
-
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("official_root", help="folder holding models/{llama,vit,vit_llama}.py of the official repo")
-    parser.add_argument("--logits", action="store_true", help="also compare logits at the official random init")
+    parser.add_argument("--logits", action="store_true", help="also compare logits on randomised weights")
     parser.add_argument("--write", action="store_true", help="rewrite tests/data/official_shapes.json")
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS))
     args = parser.parse_args()
     official = load_official(args.official_root)
     from zoo.bench import count_params
+    from zoo.kit import card_for, parity
     from zoo.lightbuild import light_build
 
-    manifest = {}
+    manifest = HERE / "tests" / "data" / "official_shapes.json" if args.write else None
     x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    ok = True
     for name in args.variants:
-        if args.logits:
-            torch.manual_seed(0)
-            ref, mine = getattr(official, name)().eval(), getattr(ours, name)().eval()
-        else:
+        if args.logits:  # real tensors, every one randomised (the LLaMA block's norms included)
+            ref, mine = getattr(official, name), getattr(ours, name)
+        else:  # keys and shapes only: sized without allocating the 202 M weights
             with light_build():
                 ref, mine = getattr(official, name)(), getattr(ours, name)()
-        theirs = {k: list(v.shape) for k, v in ref.state_dict().items()}
-        got = {k: list(v.shape) for k, v in mine.state_dict().items()}
-        assert list(got.items()) == list(theirs.items()), f"{name}: keys/shapes/order differ"
-        n_ref, n_ours = count_params(ref), count_params(mine)
-        frozen = sum(p.numel() for p in mine.parameters() if not p.requires_grad)
-        frozen_ref = sum(p.numel() for p in ref.parameters() if not p.requires_grad)
-        assert n_ref == n_ours and frozen == frozen_ref, (n_ref, n_ours, frozen, frozen_ref)
-        line = f"{name}: {len(got)} keys equal (same order), {n_ours} params ({frozen} frozen)"
-        if args.logits:
-            mine.load_state_dict(ref.state_dict(), strict=True)
-            t0 = time.time()
-            with torch.inference_mode():
-                a, b = ref(x), mine(x)
-            line += f", max |logit diff| {(a - b).abs().max().item():.3g} (|logit| max {a.abs().max().item():.3g}, "
-            line += f"{time.time() - t0:.0f} s)"
-        print(line, flush=True)
-        manifest[name] = theirs
+        t0 = time.time()
+        report = parity(mine, ref, convert=card_for("vit-llama", name), name=name, inputs=x, atol=1e-4,
+                        compare_outputs=args.logits, manifest_path=manifest)
+        print(f"{report}\n  ({time.time() - t0:.0f} s)", flush=True)
+        ok &= report.keys_ok and report.same_order is not False and (report.ok or not args.logits)
+        if not args.logits:  # the frozen LLaMA block must be frozen in ours too
+            frozen = sum(p.numel() for p in mine.parameters() if not p.requires_grad)
+            frozen_ref = sum(p.numel() for p in ref.parameters() if not p.requires_grad)
+            print(f"  {count_params(mine):,} params, {frozen:,} frozen (official: {frozen_ref:,})")
+            ok &= frozen == frozen_ref
         del ref, mine
     if args.write:
-        out = HERE / "tests" / "data" / "official_shapes.json"
-        out.write_text(dump_shapes(manifest))
-        print(f"wrote {out}")
         logits = {}
         for name in args.variants:
             with light_build():
@@ -143,7 +127,8 @@ def main() -> None:
         out = HERE / "tests" / "data" / "official_logits.json"
         out.write_text("{\n" + ",\n".join(f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in logits.items()) + "\n}\n")
         print(f"wrote {out}")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

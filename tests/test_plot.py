@@ -49,7 +49,9 @@ def test_reported_points_and_svg(claims_zoo, tmp_path):
 def test_measured_points_come_from_bench_and_eval_records(claims_zoo, tmp_path):
     home = zoo_home()
     home.mkdir(parents=True, exist_ok=True)
-    (home / "results.jsonl").write_text(json.dumps({"model": "tiny-net", "dataset": "imagenet", "top1": 51.0}) + "\n")
+    run = {"model": "tiny-net", "dataset": "imagenet", "top1": 51.0,
+           "precision": "fp32", "weights": {"origin": "official", "sha256": None}}  # a run that can test the claim
+    (home / "results.jsonl").write_text(json.dumps(run) + "\n")
     plot.record_bench({"model": "tiny-net", "latency_ms": {"median": 0.5, "p90": 0.6}, "device": "cpu"})
     points = plot.collect_points("latency", "top1", "measured")
     assert [(p.model, p.x, p.y, p.hardware) for p in points] == [("tiny-net", 0.5, 51.0, "cpu")]

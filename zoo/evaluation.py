@@ -251,8 +251,8 @@ def _versions() -> dict[str, str]:
 def record(result: Mapping[str, Any]) -> Path | None:
     """Append ``result`` to the results file, with the versions and the time; rank 0 only.
 
-    Returns the file, or None on other ranks. Raises what :func:`zoo.results.append` raises
-    (a ZooError, or an OSError) when the line cannot be written completely.
+    Returns the file, or None on other ranks. Raises :class:`zoo.results.ResultsWriteError` when
+    the line cannot be written completely (nothing is left half-written).
     """
     if distributed.rank() != 0:
         return None
@@ -346,29 +346,12 @@ def evaluate(
     if record:
         try:
             _append_run(result)
-        except (ZooError, OSError) as exc:
+        except ZooError as exc:  # results.append: one ResultsWriteError for every OS failure
             warnings.warn(f"the result was not recorded: {first_line(exc)}", RuntimeWarning, stacklevel=2)
     return result
 
 
 # -- reading the results back ---------------------------------------------------------------------
-
-_NUMBERS = ("top1", "top5", "reported_top1", "delta_top1", "throughput_img_s")
-_TEXTS = ("time", "device", "precision")
-
-
-def readable(record: Mapping[str, Any]) -> bool:
-    """Whether a results line has the types `zoo results` and `zoo verify` read: a model and
-    dataset name, numbers (or null) for the metrics, an integer image count, text for the rest."""
-    def number(v: Any) -> bool:
-        return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
-
-    return (isinstance(record.get("model"), str) and bool(record["model"]) and isinstance(record.get("dataset"), str)
-            and all(number(record.get(k)) for k in _NUMBERS)
-            and (record.get("images") is None or (isinstance(record["images"], int)
-                                                  and not isinstance(record["images"], bool)))
-            and all(record.get(k) is None or isinstance(record[k], str) for k in _TEXTS))
-
 
 def canonical_model(name: str, recorded: list[str] | None = None) -> str:
     """The card's name for ``name`` (``EfficientMod-XXS`` -> ``efficientmod-xxs``).
@@ -390,13 +373,11 @@ def canonical_model(name: str, recorded: list[str] | None = None) -> str:
 def read_results(model: str | None = None, dataset: str | None = None,
                  path: str | Path | None = None) -> tuple[list[dict[str, Any]], int]:
     """The recorded runs, oldest first, filtered by model (canonicalised, see
-    :func:`canonical_model`) and exact dataset, and how many lines were skipped as unreadable
-    (not JSON, not an object, or wrongly typed)."""
+    :func:`canonical_model`) and exact dataset, and how many lines :func:`zoo.results.scan` (the
+    one reader) skipped as unreadable: not JSON, not an object, or wrongly typed."""
     from zoo import results
 
-    records, skipped = results.scan(Path(path) if path is not None else None)
-    good = [r for r in records if readable(r)]
-    skipped += len(records) - len(good)
+    good, skipped = results.scan(Path(path) if path is not None else None)
     if model is not None:
         wanted = canonical_model(model, [r["model"] for r in good]).lower()
         good = [r for r in good if r["model"].lower() == wanted]

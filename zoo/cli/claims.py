@@ -141,7 +141,9 @@ def verify_command(names, all_, speed, strict, as_json) -> None:
         raise UserError("give model NAMES or --all (not both)" if names else "give model NAMES or --all")
     runs = verify.read_runs()
     if runs.skipped:
-        click.echo(f"skipped {runs.skipped} unreadable line(s) in {runs.path}", err=True)
+        from zoo.results import skipped_note
+
+        click.echo(skipped_note(runs.skipped, runs.path), err=True)
     reports = verify.verify(names, speed=speed, runs=runs)
     if as_json:
         click.echo(json.dumps(reports, indent=2))
@@ -155,7 +157,7 @@ def verify_command(names, all_, speed, strict, as_json) -> None:
         click.echo(f"{len(reports)} card(s): " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())), err=True)
     failed = verify.failures(reports)
     if strict and failed:
-        click.echo(f"error: {len(failed)} claim(s) failed: {', '.join(failed)}", err=True)
+        click.echo(f"Error: {len(failed)} claim(s) failed: {', '.join(failed)}", err=True)
         sys.exit(1)
 
 

@@ -136,7 +136,7 @@ def eval_command(name: str, dataset: str, data_dir: str | None, device: str, bat
     click.echo(json.dumps(result, indent=2) if as_json else summary_table(result))
     try:
         evaluation.record(result)
-    except (ZooError, OSError) as exc:
+    except ZooError as exc:  # results.append: one ResultsWriteError for every OS failure
         click.echo(f"Warning: the result was not recorded: {first_line(exc)}", err=True)
 
 
@@ -156,7 +156,7 @@ def results_command(model: str | None, dataset: str | None, as_json: bool) -> No
 
     records, skipped = evaluation.read_results(model=model, dataset=dataset)
     if skipped:
-        click.echo(f"skipped {skipped} unreadable line(s) in {results.results_path()}", err=True)
+        click.echo(results.skipped_note(skipped), err=True)
     if as_json:
         click.echo(json.dumps(records, indent=2))
         return

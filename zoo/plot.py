@@ -43,12 +43,11 @@ def bench_path() -> Path:
 
 
 def record_bench(result: dict[str, Any], path: str | Path | None = None) -> Path:
-    """Append one ``zoo bench`` result to the bench log (measured numbers never go into cards)."""
-    path = Path(path) if path is not None else bench_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(result, sort_keys=True) + "\n")
-    return path
+    """Append one ``zoo bench`` result to the bench log (measured numbers never go into cards): a
+    complete, fsync'd line or :class:`zoo.results.ResultsWriteError`, as for eval results."""
+    from zoo.results import append_jsonl
+
+    return append_jsonl(Path(path) if path is not None else bench_path(), result, sort_keys=True)
 
 
 def load_bench(path: str | Path | None = None) -> dict[str, dict[str, Any]]:

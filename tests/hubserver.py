@@ -38,6 +38,7 @@ class Served:
     ignore_range: bool = False  # answer every GET with 200 and the whole body
     ignore_if_range: bool = False  # honour Range even when If-Range names another version
     range_shift: int = 0  # answer Range from this many bytes earlier (Content-Range says so)
+    chunked: bool = False  # no Content-Length: the body goes as one chunk (cut short by truncate_at)
     gets: int = 0
     sha256: str = field(init=False)
     modified: float = 1_700_000_000.0  # Last-Modified, as a timestamp
@@ -161,7 +162,10 @@ class HubServer:
         status = 206 if start else 200
         if start:
             headers["Content-Range"] = f"bytes {start}-{len(body) - 1}/{len(body)}"
-        headers["Content-Length"] = str(len(body) - start)
+        if served.chunked and "/resolve/" not in path:
+            headers["Transfer-Encoding"] = "chunked"
+        else:
+            headers["Content-Length"] = str(len(body) - start)
         if head:
             self._send(req, 200, b"", headers, head=True)
             return
@@ -179,7 +183,11 @@ class HubServer:
             import time
 
             time.sleep(served.delay_s)
-        self._send(req, status, body[start:max(start, stop)], headers, head=False)
+        sent = body[start:max(start, stop)]
+        if "Transfer-Encoding" in headers:  # one chunk announced whole; its end (and the last chunk) only if not cut
+            end = b"\r\n0\r\n\r\n" if stop >= len(body) else b""
+            sent = f"{len(body) - start:x}\r\n".encode() + sent + end
+        self._send(req, status, sent, headers, head=False)
         if stop < len(body):
             req.close_connection = True
             req.wfile.flush()

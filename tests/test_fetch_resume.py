@@ -154,6 +154,35 @@ def test_a_partial_file_without_a_usable_record_is_never_resumed(hub, part, reco
     assert gets(hub) == [(None, None)]
 
 
+@pytest.mark.parametrize(("ranges", "size"), [(True, str(SIZE)), (False, "an unknown number of")])
+def test_a_cut_body_of_unannounced_length_is_not_taken_for_the_whole_file(hub, part, ranges, size):
+    url, served = hub.add_url("w.pth", payload(0), chunked=True, truncate_at=CUT, ignore_range=not ranges)
+    with pytest.raises(FetchError, match=f"connection closed after {CUT} of {size} bytes"):  # a 206 tells the size
+        download_url(url, part)
+    served.ignore_range = False
+    assert part.read_bytes() == served.body[:CUT] and meta(part).exists()  # kept for the next run, not "done"
+    served.truncate_at = None
+    download_url(url, part)
+    assert part.read_bytes() == served.body
+    assert gets(hub)[-1] == (f"bytes={CUT}-", f'"{served.sha256}"')
+
+
+def test_whole_chunked_body_is_complete(hub, part):
+    url, served = hub.add_url("w.pth", payload(0), chunked=True)
+    download_url(url, part)
+    assert part.read_bytes() == served.body and not meta(part).exists()
+
+
+def test_a_broken_partial_record_is_one_line(hub):
+    url, _ = hub.add_url("w.pth", payload(0))
+    folder = fetch.zoo_home() / "downloads" / "m"
+    folder.mkdir(parents=True)
+    (folder / "w.pth.part").write_bytes(b"old")
+    (folder / "w.pth.part.json").mkdir()  # not a file: cannot be read, removed or replaced
+    with pytest.raises(FetchError, match=r"^cannot write in .*downloads/m: Is a directory$"):
+        fetch.fetch(types.SimpleNamespace(name="m"), WeightSource(url=url))  # type: ignore[arg-type]
+
+
 def test_a_partial_file_longer_than_the_file_starts_over(hub, part):
     url, served = hub.add_url("w.pth", payload(0))
     part.write_bytes(payload(1, SIZE + 10))

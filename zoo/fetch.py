@@ -277,10 +277,13 @@ def _fetch_url(card: Card, source: WeightSource, force: bool) -> Fetched:
         return Fetched(dest, None, owned=True)
     if offline():
         raise NotCached("not downloaded yet")
-    dest.parent.mkdir(parents=True, exist_ok=True)
     assert source.url
-    download_url(source.url, part)
-    os.replace(part, dest)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        download_url(source.url, part)
+        os.replace(part, dest)
+    except OSError as exc:  # the downloads folder itself: read-only, full, a file where a folder belongs
+        raise FetchError(f"cannot write in {dest.parent}: {exc.strerror or first_line(exc)}") from None
     return Fetched(dest, None, owned=True)
 
 
@@ -402,12 +405,12 @@ def download_url(url: str, part: Path, max_stalls: int = 2) -> None:
             if not have:
                 _forget(part)
                 _save_resume(part, _Resume(url, _validator(response.headers), total))
-            _receive(response, part, have, total)
+            ended_cleanly = _receive(response, part, have, total)
         size = part.stat().st_size
-        if total is None or size == total:
+        if size == total or (total is None and ended_cleanly):
             _meta_path(part).unlink(missing_ok=True)
             return
-        if size > total:
+        if total is not None and size > total:
             _forget(part)
             raise FetchError(f"server sent {size} bytes, more than the {total} it announced")
         if size > best:
@@ -415,11 +418,12 @@ def download_url(url: str, part: Path, max_stalls: int = 2) -> None:
         else:
             stalls += 1
         if stalls >= max_stalls:
+            of = f"{size} of {total if total is not None else 'an unknown number of'} bytes"
             if _load_resume(part, url) is None:  # no validator: the bytes could never be resumed
                 _forget(part)
-                raise FetchError(f"connection closed after {size} of {total} bytes (the server names no ETag "
+                raise FetchError(f"connection closed after {of} (the server names no ETag "
                                  "or Last-Modified, so the next run starts over)")
-            raise FetchError(f"connection closed after {size} of {total} bytes (kept {part.name} to resume next time)")
+            raise FetchError(f"connection closed after {of} (kept {part.name} to resume next time)")
 
 
 def _check_restarts(restarts: int, url: str) -> None:
@@ -453,32 +457,39 @@ def _open(url: str, have: int, resume: _Resume | None) -> http.client.HTTPRespon
         raise FetchError(f"cannot connect: {reason}") from None
 
 
-def _receive(response: http.client.HTTPResponse, part: Path, have: int, total: int | None) -> None:
-    """Append the body to ``part`` (written from zero when ``have`` is 0); a network error ends the
-    body early and the caller compares sizes, a disk error is one line."""
+def _receive(response: http.client.HTTPResponse, part: Path, have: int, total: int | None) -> bool:
+    """Append the body to ``part`` (written from zero when ``have`` is 0). Returns False when a
+    network error ended the body early (the caller compares sizes); a disk error is one line."""
     from tqdm.auto import tqdm
 
     bar = tqdm(total=total, initial=have, unit="B", unit_scale=True, desc=part.name.removesuffix(".part"),
                disable=None, leave=False)
     try:
         with open(part, "ab" if have else "wb") as fh:
-            while chunk := _read(response):
-                fh.write(chunk)
-                bar.update(len(chunk))
+            while True:
+                chunk, clean = _read(response)
+                if chunk:
+                    fh.write(chunk)
+                    bar.update(len(chunk))
+                if not clean:
+                    return False
+                if not chunk:
+                    return True
     except OSError as exc:
         raise FetchError(f"cannot write {part}: {exc.strerror or first_line(exc)} (kept what was written)") from None
     finally:
         bar.close()
 
 
-def _read(response: http.client.HTTPResponse) -> bytes:
-    """The next chunk, or b"" when the connection dropped (the caller compares sizes)."""
-    try:
-        return response.read(CHUNK)
+def _read(response: http.client.HTTPResponse) -> tuple[bytes, bool]:
+    """The next chunk (b"" at the end), and False when the connection dropped instead of ending:
+    the only way to tell a cut body whose length was never announced (chunked) from a whole one."""
+    try:  # read1: what has arrived; read() would drop a cut chunk's bytes with its IncompleteRead
+        return response.read1(CHUNK), True
     except http.client.IncompleteRead as exc:
-        return exc.partial
+        return exc.partial, False
     except (ConnectionError, TimeoutError, http.client.HTTPException, OSError):
-        return b""
+        return b"", False
 
 
 # -- Google Drive ---------------------------------------------------------------------------------

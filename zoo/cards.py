@@ -95,8 +95,8 @@ class Preprocess:
     std: tuple[float, float, float] = MEAN_STD_PRESETS["imagenet"][1]  # 3 numbers or a preset name
     resize_size: int | None = None  # short side before the crop, instead of crop_pct (square input_size only)
     source: str | None = None  # where these values come from, e.g. "deit main.py build_transform: Resize(256)"
-    timm: Preprocess | None = None  # timm's pretrained_cfg for these weights where it differs; never used for claims
-    by_dataset: Mapping[str, Preprocess] = field(default_factory=dict)  # dataset -> overriding fields, for its claims
+    timm: Preprocess | None = None  # the fields of timm's pretrained_cfg that differ (recorded, never used for claims)
+    by_dataset: Mapping[str, Preprocess] = field(default_factory=dict)  # dataset -> fields that differ for its claims
 
     def as_timm_cfg(self) -> dict[str, Any]:
         """The fields timm's ``resolve_data_config`` reads (besides ``input_size``)."""
@@ -141,8 +141,8 @@ class WeightSource:
 class Reported:
     # numbers copied from the paper or the official repository; never measured here
     source: str  # where they come from: "FasterViT paper, Table 1", "README @ <commit>"
-    params_m: float | None = None  # parameters, millions
-    gmacs: float | None = None  # multiply-adds, G (papers often call them FLOPs)
+    params_m: float | None = None  # parameters, millions, as printed: 14.0 keeps its one decimal ("14.0" works too)
+    gmacs: float | None = None  # multiply-adds, G (papers often call them FLOPs); as printed, like every number here
     throughput: Mapping[str, Any] | None = None  # {value, unit, device, batch_size, precision}
     latency: tuple[Mapping[str, Any], ...] = ()  # [{value (ms), device, batch_size}]
     metrics: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # {dataset: {top1, ...}}

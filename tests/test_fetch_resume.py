@@ -278,3 +278,20 @@ def test_a_card_with_a_hostile_file_name_fails_in_one_line_and_the_next_source_i
     [line] = result.output.strip().splitlines()
     assert "weights file name '../../../evil.pth' is not a plain file name" in line
     assert not list(tmp_path.rglob("evil.pth*"))
+
+
+@pytest.mark.parametrize("name", ["../../x", "/etc/passwd", "a/../../x", "a//b", "./x", "a\\..\\x", "x\0"])
+def test_a_hostile_hub_file_name_is_one_line_and_asks_nothing(hub, monkeypatch, name):
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    hub.add_hub("org/r", "x", b"abc")
+    with pytest.raises(FetchError, match="is not a relative path inside the repository; refusing it"):
+        fetch.fetch(types.SimpleNamespace(name="m"), WeightSource(hub="org/r", file=name))  # type: ignore[arg-type]
+    assert hub.requests() == []
+
+
+@pytest.mark.parametrize("repo", ["../x", "a/b/c", "org/r/../.."])
+def test_a_hostile_hub_repo_id_is_one_line(hub, monkeypatch, repo):
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    with pytest.raises(FetchError, match="^invalid Hub reference: Repo id must"):
+        fetch.fetch(types.SimpleNamespace(name="m"), WeightSource(hub=repo, file="x"))  # type: ignore[arg-type]
+    assert hub.requests() == []

@@ -179,6 +179,8 @@ def _fetch_hub(source: WeightSource, force: bool) -> Fetched:
     from huggingface_hub import hf_hub_download
 
     assert source.hub and source.file  # validated by the card schema
+    if not _plain_relative(source.file):
+        raise FetchError(f"weights file name {source.file!r} is not a relative path inside the repository; refusing it")
     local_only = offline()
     endpoint = hub_endpoint()
     down = None if local_only else probe(endpoint)
@@ -213,6 +215,8 @@ def _fetch_hub(source: WeightSource, force: bool) -> Fetched:
         raise FetchError(_hub_cause(exc)) from None
     except hf_errors.HfHubHTTPError as exc:
         raise FetchError(_hub_http(exc)) from None
+    except ValueError as exc:  # HFValidationError: a repo id or revision the Hub cannot have
+        raise FetchError(f"invalid Hub reference: {first_line(exc)}") from None
     except OSError as exc:  # consistency check failed (size), disk full, ...
         raise FetchError(first_line(exc)) from None
     except Exception as exc:  # the HTTP library's own transport errors (httpx2 / httpx / requests)
@@ -224,6 +228,12 @@ def _fetch_hub(source: WeightSource, force: bool) -> Fetched:
     # the blob's name in the Hub cache is the ETag, which for LFS files is the file's sha256
     blob = os.path.basename(os.path.realpath(path))
     return Fetched(Path(path), blob if _SHA256.match(blob) else None, owned=False)
+
+
+def _plain_relative(name: str) -> bool:
+    """A path inside a repository: relative, '/'-separated, without '.', '..' or empty segments."""
+    return (bool(name) and not any(c in name for c in "\\\0") and not name.startswith("/")
+            and all(part not in ("", ".", "..") for part in name.split("/")))
 
 
 def _hub_http(exc: BaseException) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -150,3 +151,81 @@ def test_folder_errors_are_one_line(tmp_path):
         datasets.folder(tmp_path)
     with pytest.raises(DataError, match="is not a directory"):
         datasets.folder(tmp_path / "nope")
+
+
+# -- issue #10, item 11: text files that are not UTF-8, directory symlinks --------------------------
+
+
+def test_ground_truth_file_that_is_not_utf8_is_one_line_naming_file_and_offset(tmp_path):
+    _jpeg(tmp_path / "ILSVRC2012_val_00000001.JPEG")
+    gt = tmp_path / "val.txt"
+    gt.write_bytes(b"ILSVRC2012_val_00000001.JPEG 5\nILSVRC2012_val_\xff00000002.JPEG 7\n")
+    with pytest.raises(DataError) as info:
+        datasets.imagenet(tmp_path)
+    assert str(info.value) == f"ground-truth file {gt} is not UTF-8 text: byte 0xff at offset 46 (invalid start byte)"
+    gt.write_bytes("\ufeffILSVRC2012_val_00000001.JPEG 5\n".encode())  # a BOM is fine
+    assert [y for _, y in datasets.imagenet(tmp_path).samples] == [5]
+
+
+def test_eval_cli_with_a_latin1_ground_truth_file_exits_2_with_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from zoo.cli import cli
+
+    _jpeg(tmp_path / "ILSVRC2012_val_00000001.JPEG")
+    (tmp_path / "val.txt").write_bytes("ILSVRC2012_val_00000001.JPEG 5 # caf\xe9\n".encode("latin-1"))
+    result = CliRunner().invoke(cli, ["eval", "deit-t", "--dataset", "imagenet", "--data-dir", str(tmp_path),
+                                      "--no-pretrained", "--device", "cpu"])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert result.stderr.strip().splitlines() == [
+        f"Error: ground-truth file {tmp_path / 'val.txt'} is not UTF-8 text: byte 0xe9 at offset 36 (invalid continuation byte)"
+    ]
+
+
+def test_real_labels_file_that_is_not_utf8(tmp_path):
+    path = tmp_path / "real.json"
+    path.write_bytes(b"[[1], [\x92]]")
+    with pytest.raises(DataError, match=r"ReaL labels .*real.json is not UTF-8 text: byte 0x92 at offset 7"):
+        synsets.real_labels(path)
+
+
+def test_directory_link_loop_counts_each_image_once(tmp_path):
+    _jpeg(tmp_path / "c1" / "a.jpg")
+    _jpeg(tmp_path / "c1" / "sub" / "b.jpg")
+    _jpeg(tmp_path / "c2" / "c.jpg")
+    (tmp_path / "c1" / "up").symlink_to("..")  # the loop of the issue: once counted 41 times
+    (tmp_path / "c1" / "sub" / "again").symlink_to("..")  # back up to the class folder itself
+    (tmp_path / "c1" / "self").symlink_to(".")
+    ds = datasets.folder(tmp_path)
+    assert sorted((os.path.relpath(p, tmp_path), y) for p, y in ds.samples) == [
+        ("c1/a.jpg", 0), ("c1/sub/b.jpg", 0), ("c2/c.jpg", 1)]
+
+
+def test_directory_links_out_of_the_class_folder_are_not_followed(tmp_path):
+    outside = tmp_path / "elsewhere"
+    _jpeg(outside / "x.jpg")
+    root = tmp_path / "data"
+    _jpeg(root / "c1" / "a.jpg")
+    _jpeg(root / "c2" / "c.jpg")
+    (root / "c1" / "ext").symlink_to(outside)  # out of the dataset
+    (root / "c1" / "sibling").symlink_to("../c2")  # into another class: c.jpg would get two labels
+    _jpeg(root / "c1" / "inner" / "d.jpg")
+    (root / "c1" / "inner2").symlink_to("inner")  # a second way into the same directory
+    ds = datasets.folder(root)
+    assert sorted((Path(p).name, y) for p, y in ds.samples) == [("a.jpg", 0), ("c.jpg", 1), ("d.jpg", 0)]
+    assert not any("ext" in Path(p).parts or "sibling" in Path(p).parts for p, _ in ds.samples)
+
+
+def test_linked_class_folders_still_work_but_not_a_link_to_the_dataset_itself(tmp_path):
+    store = tmp_path / "store"
+    _jpeg(store / "n01440764" / "a.jpg")
+    root = tmp_path / "subset"
+    root.mkdir()
+    (root / "n01440764").symlink_to(store / "n01440764")  # how subsets are assembled
+    _jpeg(root / "n01443537" / "b.jpg")
+    ds = datasets.folder(root)
+    assert [(Path(p).name, y) for p, y in ds.samples] == [("a.jpg", 0), ("b.jpg", 1)]
+    (root / "all").symlink_to(".")
+    with pytest.raises(DataError, match="class folder 'all' in .* links to the dataset folder or above it"):
+        datasets.folder(root)

@@ -63,7 +63,7 @@ def test_cards_hook_of_the_wrong_shape_is_named_and_the_rest_works(install_plugi
     assert problem.startswith(f"plugin 'bad': {expected}")
     result = run("list", "acme")
     assert result.exit_code == 0 and "acme-tiny" in result.stdout
-    assert f"warning: plugin 'bad': {expected}" in result.stderr
+    assert f"Warning: plugin 'bad': {expected}" in result.stderr
     assert "Traceback" not in result.output
 
 
@@ -125,7 +125,7 @@ def test_sys_exit_at_plugin_import_is_reported_not_obeyed(install_plugin):
     assert rows["acme"]["status"] == "ok"
     result = run("list", "acme")
     assert result.exit_code == 0 and "acme-tiny" in result.stdout
-    assert "warning: plugin 'bad' failed to load: SystemExit: called sys.exit(3)" in result.stderr
+    assert "Warning: plugin 'bad' failed to load: SystemExit: called sys.exit(3)" in result.stderr
 
 
 def test_keyboard_interrupt_at_plugin_import_still_stops_zoo(install_plugin):
@@ -181,7 +181,7 @@ def test_invalid_card_is_named_as_invalid_not_unknown(install_plugin):
     for command in (["info", "acme-bad"], ["eval", "acme-bad", "--dataset", "folder:/nowhere", "--no-pretrained"]):
         result = run(*command)
         assert result.exit_code == 1, result.output
-        [line] = [line for line in result.stderr.splitlines() if not line.startswith("warning:")]
+        [line] = [line for line in result.stderr.splitlines() if not line.startswith("Warning:")]
         assert line.startswith(f"Error: model 'acme-bad' has an invalid card: {cards_file}: acme-bad: colour: unknown field")
         assert "unknown model" not in result.output and "Traceback" not in result.output
     with pytest.raises(UnknownModel):

@@ -96,7 +96,7 @@ def test_plugin_that_raises_at_import_is_reported_and_the_rest_works(install_plu
     result = runner.invoke(cli, ["list", "acme"])
     assert result.exit_code == 0
     assert "acme-tiny" in result.stdout
-    assert "warning: plugin 'broken' failed to load: RuntimeError: boom at import; see `zoo plugins`" in result.stderr
+    assert "Warning: plugin 'broken' failed to load: RuntimeError: boom at import; see `zoo plugins`" in result.stderr
     assert "Traceback" not in result.output
 
 

@@ -14,7 +14,7 @@ Every error is rendered here, in one place, as ONE line on stderr starting with 
 
 ``zoo --debug ...`` (or ``ZOO_DEBUG=1``) prints the full traceback of any error before its line.
 Warnings from the core (:class:`~zoo.errors.ZooWarning`: a bad card, a broken plugin hook) are
-printed as one ``warning:`` line each.
+printed as one ``Warning:`` line each.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def _truthy(value: str | None) -> bool:
 
 def _show_warning(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
     if issubclass(category, ZooWarning):
-        click.secho(f"warning: {message}", fg="yellow", err=True)
+        click.secho(f"Warning: {message}", fg="yellow", err=True)
     else:  # a library's own warning (torch, timm): as Python shows it, it is not ours to reword
         sys.stderr.write(warnings.formatwarning(message, category, *args, **kwargs))
 
@@ -155,7 +155,7 @@ class ZooGroup(click.Group):
         sys.exit(code if isinstance(code, int) else 0)
 
 
-@click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "ZOO"})
+@click.group("zoo", cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "ZOO"})
 @click.version_option(__version__, "--version", prog_name="zoo")
 @click.option("--debug", is_flag=True, is_eager=True, expose_value=False, callback=_set_debug, envvar="ZOO_DEBUG",
               help="Show the full traceback of any error (also ZOO_DEBUG=1).")

@@ -275,6 +275,10 @@ def test_real_coc_small_params_are_explained_not_holds():
     assert params["status"] == "explained", params
     assert params["measured"] == pytest.approx(14.657, abs=1e-3)
     assert "2^20" in params["note"]
+    out = CliRunner().invoke(cli, ["verify", "coc-small"])  # the table prints the figure as its source did
+    assert out.exit_code == 0, out.output
+    row = next(line for line in out.stdout.splitlines() if " params_m " in line)
+    assert row.split()[:4] == ["coc-small", "params_m", "14.0", "M"] and " explained " in row
 
 
 # -- item 5: unreadable lines ------------------------------------------------------------------------

@@ -314,7 +314,7 @@ def check_other_weights(card: Card) -> list[Claim]:
     for item in card.reported.other_weights if card.reported else ():
         claim = str(item["claim"])
         unit = _UNITS.get(claim.split("@")[0].split(".")[0], "%")
-        out.append(Claim(claim, float(item["value"]), None, unit, "not testable", note=str(item.get("why") or "")))
+        out.append(Claim(claim, item["value"], None, unit, "not testable", note=str(item.get("why") or "")))
     return out
 
 

@@ -113,7 +113,11 @@ def _claim_row(model: str, c: dict[str, Any]) -> list[str]:
     else:
         status = c["status"]
     unit = f" {c['unit']}" if c["unit"] else ""
-    return [model, c["claim"], _num(c["reported"], unit), _num(c["measured"], unit), status, c["tolerance"] or "-", c["note"]]
+    from zoo.cards import Figure
+
+    # a card's figure as its source printed it ("14.0", not "14"): the precision it is judged at
+    reported = f"{c['reported'].text}{unit}" if isinstance(c["reported"], Figure) else _num(c["reported"], unit)
+    return [model, c["claim"], reported, _num(c["measured"], unit), status, c["tolerance"] or "-", c["note"]]
 
 
 @click.command("verify", short_help="Put every claim of the cards beside its measurement.")

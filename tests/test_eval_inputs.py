@@ -137,6 +137,23 @@ def test_nproc_finds_every_user_error_before_torchrun(evalt, demo, no_launch, mo
     assert no_launch == []
 
 
+@pytest.mark.parametrize("device, nproc, message", [
+    ("cuda", "3", "--nproc 3: this machine has 2 CUDA device(s), one per process"),
+    ("auto", "3", "--nproc 3: this machine has 2 CUDA device(s), one per process"),
+    ("cuda:1", "2", "--device cuda:1 pins one GPU; with --nproc 2 use --device cuda"),
+    ("cuda:2", "2", "--device cuda:2: this machine has 2 CUDA device(s)"),
+])
+def test_nproc_on_gpus_is_checked_before_torchrun(evalt, demo, no_launch, monkeypatch, device, nproc, message):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a 2-GPU machine, as far as the checks see
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    out = _run(["eval", "evt-resnet", "--dataset", f"folder:{demo}", "--no-pretrained", "--device", device,
+                "--nproc", nproc])
+    _one_line(out, 2, message)
+    assert no_launch == []
+    ok = _run(["eval", "evt-resnet", "--dataset", f"folder:{demo}", "--no-pretrained", "--device", "cuda", "--nproc", "2"])
+    assert ok.exit_code == 0 and len(no_launch) == 1
+
+
 def test_nproc_missing_weights_fail_before_torchrun(evalt, demo, no_launch):
     out = _run(["eval", "evt-resnet", "--dataset", f"folder:{demo}", "--nproc", "2"])  # pretrained: no weights
     _one_line(out, 1, "model 'evt-resnet' has no published weights")

@@ -222,6 +222,10 @@ def preflight(name: str, dataset: str, *, nproc: int, pretrained: bool = True,
         import torch
 
         gpus = torch.cuda.device_count()
+        spec = str(kwargs.get("device") or "auto").strip().lower()
+        if nproc > 1 and ":" in spec:  # every rank would take the same GPU (NCCL refuses duplicates)
+            raise UserError(f"--device {spec} pins one GPU; with --nproc {nproc} use --device cuda "
+                            "(rank r takes the r-th GPU; choose them with CUDA_VISIBLE_DEVICES)")
         if nproc > gpus:
             raise UserError(f"--nproc {nproc}: this machine has {gpus} CUDA device(s), one per process "
                             f"(use --nproc {gpus} or fewer, or --device cpu)")

@@ -7,7 +7,7 @@ ZOO    := $(VENV)/bin/zoo
 PLUGIN_DIRS := $(patsubst %/pyproject.toml,%,$(wildcard plugins/*/pyproject.toml))
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint docs clean
+.PHONY: install demo test lint docs clean gpu-check
 
 install: $(STAMP)
 
@@ -34,6 +34,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
+
+# on one CUDA GPU, under 8 minutes: eval vs forward img/s, zoo bench vs timm's loop, --compile, peak memory
+# (docs/benchmarks.md, "GPU check"); exit 2 without a GPU. `$(PY) benchmarks/gpu_check.py --dry-run` rehearses it on the CPU
+gpu-check: $(STAMP)
+	$(PY) benchmarks/gpu_check.py
 
 docs: $(STAMP)
 	$(PY) -m zoo.modeltable > docs/models.md

@@ -406,7 +406,7 @@ def benchmark(
     batch_size: int = DEFAULT_BATCH_SIZE,
     amp: str | None = None,
     channels_last: bool = False,
-    compile: bool = False,
+    compile: bool | str = False,
     patch: str | None = None,
     checkpoint: str | None = None,
     reparam: bool = False,
@@ -427,6 +427,7 @@ def benchmark(
         ``reported.form`` is ``deploy`` is always folded, for the counts and the timing.
     :param warmup: untimed steps before each timed run; ``repeats``: timed steps (throughput);
         ``latency_repeats``: timed steps at batch 1 (default ``max(repeats, 20)``).
+    :param compile: ``torch.compile`` the model first (a string picks the backend).
     :param throughput: / ``latency``: switch either measurement off (params and MACs always run).
     :param threads: ``torch.set_num_threads`` for the run (CPU).
     """
@@ -485,8 +486,8 @@ def benchmark(
     model = model.to(dev)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    if compile:
-        model = torch.compile(model)
+    if compile:  # True: torch's default backend (inductor); a string names another (e.g. "eager")
+        model = torch.compile(model) if compile is True else torch.compile(model, backend=compile)
     speed = {"amp": amp_dtype, "channels_last": channels_last, "warmup": warmup}
     if throughput:
         if dev.type == "cuda":

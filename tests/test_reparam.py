@@ -18,7 +18,7 @@ from zoo import hookimpl
 
 @hookimpl
 def zoo_builders():
-    names = ("mobileone_s0", "rep_net", "self_folding", "plain", "bad_fold", "broken")
+    names = ("mobileone_s0", "rep_net", "self_folding", "plain", "bad_fold", "broken", "needs_values")
     return {n: f"zoo_thirdparty_rep.nets:{n}" for n in names}
 
 @hookimpl
@@ -110,6 +110,13 @@ def bad_fold(*, num_classes=10, **kwargs):
 
 def broken(*, num_classes=10, **kwargs):
     raise ZeroDivisionError("division by zero in the builder")
+
+
+def needs_values(*, num_classes=10, **kwargs):
+    """Reads a tensor's value while building (as FasterViT's drop-path schedule does): fails on meta."""
+    depth = int(torch.linspace(0, 3, 4)[-1].item())
+    return nn.Sequential(*[nn.Conv2d(3, 3, 1) for _ in range(depth)], nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(3, num_classes))
 '''
 
 # RepNet: stem 3*8*9+8 = 224, block 8*8*9+8 + 8*8+8 = 656 (folded: 584), head 8*10+10 = 90.
@@ -302,3 +309,11 @@ def test_bench_of_a_builder_that_raises_is_one_line_naming_plugin_and_builder(re
     assert result.exit_code == 1 and "Traceback" not in result.output
     [line] = [line for line in result.output.splitlines() if line.strip()]
     assert "builder 'broken' of plugin 'rep' raised ZeroDivisionError: division by zero in the builder" in line
+
+
+def test_a_builder_that_needs_real_values_is_counted_off_meta(rep_zoo):
+    """create_model turns the builder's meta-device failure into a BuildError: counting falls back."""
+    rep_zoo.write_text(rep_zoo.read_text() + _card("needs-values", "needs_values", 0.0001, None))
+    api.reset()
+    counts = bench.static_counts("needs-values")
+    assert counts["counted_on"] == "params-on-meta" and counts["params"] == 3 * 12 + 3 * 10 + 10

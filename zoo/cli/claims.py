@@ -23,12 +23,19 @@ def _num(value: float | None, unit: str = "") -> str:
     return "-" if value is None else f"{value:.4g}{unit}" if abs(value) < 1000 else f"{value:.0f}{unit}"
 
 
+def _printed(value: Any) -> str:
+    """A card's figure as its source printed it (``Figure.text``), anything else as str()."""
+    from zoo.cards import Figure
+
+    return value.text if isinstance(value, Figure) else str(value)
+
+
 def _speed(spec: dict[str, Any] | None, unit: str) -> str:
     if not spec:
         return "-"
     extra = ", ".join(str(v) for v in (spec.get("device"), spec.get("batch_size") and f"batch {spec['batch_size']}",
                                          spec.get("precision")) if v)
-    return f"{spec['value']} {unit}" + (f" ({extra})" if extra else "")
+    return f"{_printed(spec['value'])} {unit}" + (f" ({extra})" if extra else "")
 
 
 def bench_text(result: dict[str, Any]) -> str:
@@ -116,7 +123,7 @@ def _claim_row(model: str, c: dict[str, Any]) -> list[str]:
     from zoo.cards import Figure
 
     # a card's figure as its source printed it ("14.0", not "14"): the precision it is judged at
-    reported = f"{c['reported'].text}{unit}" if isinstance(c["reported"], Figure) else _num(c["reported"], unit)
+    reported = f"{_printed(c['reported'])}{unit}" if isinstance(c["reported"], Figure) else _num(c["reported"], unit)
     return [model, c["claim"], reported, _num(c["measured"], unit), status, c["tolerance"] or "-", c["note"]]
 
 

@@ -302,3 +302,14 @@ def test_load_results_gives_plot_and_compare_only_evidence(rules_zoo):
            run("w-manual", 47.0, origin="manual", sha256=SHA_X), {"model": "gone", "dataset": "imagenet", "top1": 1.0}])
     latest = verify.load_results()
     assert {k: v["top1"] for k, v in latest.items()} == {("w-sha", "imagenet"): 50.0, ("w-manual", "imagenet"): 47.0}
+
+
+def test_compare_shows_evidence_and_printed_figures(rules_zoo):
+    write([run("w-sha", 50.0), run("w-sha", 10.0, precision="bf16")])
+    out = CliRunner().invoke(cli, ["compare", "w-sha", "--json"])
+    assert out.exit_code == 0, out.output
+    (column,) = json.loads(out.stdout)
+    assert column["measured top-1"] == 50.0  # the fp32 run of the card's weights, not the later bf16 one
+    table = CliRunner().invoke(cli, ["compare", "w-sha"])
+    row = next(line for line in table.stdout.splitlines() if line.startswith("reported top-1"))
+    assert row.split()[-1] == "50.0"  # as the card prints it

@@ -250,5 +250,12 @@ def compare_command(names, as_json) -> None:
         click.echo(json.dumps(columns, indent=2))
         return
     fields = [k for k in columns[0] if k != "model"]
-    rows = [[f] + [_fmt(c[f], 3) if isinstance(c[f], float) else render.fmt(c[f]) for c in columns] for f in fields]
+    from zoo.cards import Figure
+
+    def cell(value: Any) -> str:
+        if isinstance(value, Figure):  # a card's figure, as printed
+            return _printed(value)
+        return _fmt(value, 3) if isinstance(value, float) else render.fmt(value)
+
+    rows = [[f] + [cell(c[f]) for c in columns] for f in fields]
     click.echo(render.table(rows, [""] + [c["model"] for c in columns]))

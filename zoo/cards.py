@@ -57,6 +57,9 @@ class Figure(float):
     def __reduce__(self) -> tuple[Any, ...]:
         return (Figure, (float(self), self.text))
 
+    def __str__(self) -> str:  # shown as the source printed it ("3161 img/s", "14.0 M"); repr stays float's
+        return self.text
+
 
 def printed_decimals(value: float) -> int:
     """Digits after the point as the source printed them (``75.9`` -> 1, ``"14.0"`` -> 1, ``86`` -> 0)."""

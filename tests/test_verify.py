@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from zoo import api, verify
-from zoo.cards import Card, Figure, Reported, printed_decimals
+from zoo.cards import Figure, printed_decimals
 from zoo.cli import cli
 from zoo.paths import zoo_home
 

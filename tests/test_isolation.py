@@ -281,3 +281,54 @@ def test_patch_options_are_checked_against_the_patch_signature(install_plugin):
     assert result.exit_code == 2, result.output
     assert result.stderr.strip() == ("Error: patch 'shrink' (plugin 'patcher') does not take the options 'zz', 'yy' "
                                      "(accepted: factor, verbose)")
+
+
+HOSTILE = '''
+from collections.abc import Mapping
+
+
+class Hostile(Mapping):
+    def __getitem__(self, key):
+        raise KeyError(key)
+
+    def __iter__(self):
+        raise RuntimeError("cannot iterate me")
+
+    def __len__(self):
+        return 1
+'''
+
+
+def test_hostile_results_stay_the_plugins_problem(install_plugin):
+    """A result whose own methods raise (as card document or as name table) is charged to its plugin."""
+    install_acme(install_plugin)
+    install_bad(install_plugin, HOSTILE + "\n@hookimpl\ndef zoo_cards():\n    return [Hostile()]\n\n"
+                "@hookimpl\ndef zoo_datasets():\n    return Hostile()\n")
+    assert zoo.api.get_card("acme-tiny").plugin == "acme"
+    assert "imagenet" in zoo.api.hook_entries("zoo_datasets")
+    problems = zoo.api.catalog().plugin_status("bad").problems
+    assert problems == [
+        "plugin 'bad': card document <bad cards> could not be read: RuntimeError: cannot iterate me",
+        "plugin 'bad': zoo_datasets() returned Hostile that cannot be read: RuntimeError: cannot iterate me",
+    ]
+
+
+def test_name_clash_is_charged_once_however_often_the_table_is_used(install_plugin):
+    install_bad(install_plugin, "@hookimpl\ndef zoo_tasks():\n    return {'image-classification': 'zoo_thirdparty_bad:x'}\n")
+    for _ in range(3):
+        assert zoo.api.hook_entries("zoo_tasks")["image-classification"][0] == "zoo-core"
+    assert len(zoo.api.catalog().plugin_status("bad").problems) == 1
+
+
+def test_sys_exit_in_a_builder_is_a_build_error_not_an_exit(install_plugin):
+    site = install_acme(install_plugin)
+    (site / "zoo_thirdparty_acme" / "model.py").write_text("import sys\n\ndef acme_tiny(*, num_classes=10):\n    sys.exit(0)\n")
+    with pytest.raises(BuildError, match=r"^model 'acme-tiny': builder 'acme_tiny' of plugin 'acme' raised "
+                                         r"SystemExit: called sys.exit\(0\)$"):
+        zoo.api.create_model("acme-tiny")
+    (site / "zoo_thirdparty_acme" / "model.py").write_text("import sys\nsys.exit(5)\n")
+    del sys.modules["zoo_thirdparty_acme.model"]
+    zoo.api.reset()
+    with pytest.raises(Exception, match=r"plugin 'acme': cannot import 'zoo_thirdparty_acme.model:acme_tiny': "
+                                        r"SystemExit: called sys.exit\(5\)"):
+        zoo.api.create_model("acme-tiny")

@@ -128,7 +128,7 @@ def _call_plugin_code(fn: Any, what: str, *args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)
     except ZooError:
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # sys.exit() in a builder must not end zoo silently
         raise BuildError(f"{what} raised {plugins.describe_error(exc)}") from exc
 
 

@@ -57,6 +57,7 @@ class Catalog:
     #: canonical name of a card that did not validate -> (its error, the plugin it names or its owner)
     invalid: dict[str, tuple[CardError, str]] = field(default_factory=dict)
     _tables: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict, repr=False)
+    _entries: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict, repr=False)
 
     # -- building --------------------------------------------------------------------------------
 
@@ -124,6 +125,8 @@ class Catalog:
         A name offered twice keeps its first provider (the core first, then plugins in load order);
         the later offer is dropped and charged to the plugin that made it.
         """
+        if hook in self._entries:  # merged once, so a clash is charged and warned once
+            return self._entries[hook]
         merged: dict[str, tuple[str, str]] = {}
         for plugin_name, entries in self.hook_table(hook).items():
             for name, ref in entries.items():
@@ -134,6 +137,7 @@ class Catalog:
                         ))
                     continue
                 merged[name] = (plugin_name, ref)
+        self._entries[hook] = merged
         return merged
 
     def check_hooks(self) -> None:
@@ -276,14 +280,14 @@ def build_catalog(
     plugin_errors: list[PluginError] = []
     for plugin_name, items in plugins.collect(catalog.pm, "zoo_cards", plugin_errors).items():
         for item in items:
-            if isinstance(item, Mapping):
-                catalog.add_document(f"<{plugin_name} cards>", item, owner=plugin_name)
-                continue
+            source = f"<{plugin_name} cards>" if isinstance(item, Mapping) else str(item)  # str: also a Traversable
             try:
-                source = item if isinstance(item, (str, os.PathLike)) else str(item)  # a Traversable
-                catalog.add_document(str(source), read_yaml(source), owner=plugin_name)
+                catalog.add_document(source, item if isinstance(item, Mapping) else read_yaml(source), owner=plugin_name)
             except CardError as exc:
                 catalog.record_problem(plugin_name, exc)
+            except Exception as exc:  # a hostile document (a mapping that raises) stays this plugin's problem
+                catalog.record_problem(plugin_name, PluginError(
+                    plugin_name, f"card document {source} could not be read: {plugins.describe_error(exc)}"))
     for error in plugin_errors:
         catalog.record_problem(error.plugin, error)
     return catalog

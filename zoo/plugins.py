@@ -232,7 +232,10 @@ def collect(
             if value is None:
                 continue
             if hook in HOOK_SHAPES:
-                problem = check_result(hook, value)
+                try:
+                    problem = check_result(hook, value)
+                except Exception as exc:  # a result whose own methods raise (a hostile Mapping)
+                    problem = f"{hook}() returned {type(value).__name__} that cannot be read: {describe_error(exc)}"
         if problem is not None:
             if errors is not None:
                 errors.append(PluginError(impl.plugin_name, problem))
@@ -250,8 +253,8 @@ def resolve(ref: str, plugin: str) -> Callable[..., Any]:
         obj: Any = importlib.import_module(module_name)
         for part in attr.split("."):
             obj = getattr(obj, part)
-    except Exception as exc:
-        raise PluginError(plugin, f"cannot import {ref!r}: {describe_error(exc)}") from None
+    except (Exception, SystemExit) as exc:  # its module may fail, or exit, at import
+        raise PluginError(plugin, f"cannot import {ref!r}: {describe_error(exc)}") from exc
     if not callable(obj):
         raise PluginError(plugin, f"{ref!r} is not callable")
     return obj

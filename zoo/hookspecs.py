@@ -76,14 +76,20 @@ def zoo_convert_checkpoint(card: Card, state_dict: dict[str, Any]) -> dict[str, 
     Called after the core has read a checkpoint safely (``torch.load(weights_only=True)``),
     removed its container (the card's ``weights_key``, else ``state_dict``, ``model``,
     ``state_dict_ema``) and ``module.``
-    prefixes, and before the result is cached as safetensors. Stops at the first non-None result.
+    prefixes, and before the result is cached as safetensors. Called only for the card's own
+    plugin: another plugin's implementation is never asked, so a converter cannot take over
+    cards it does not own. Choosing the container is the core's job (one rule on every path);
+    a converter must not pick another one (e.g. the EMA copy) on its own.
 
-    :param card: the card being loaded; answer only for cards whose ``plugin`` is yours.
+    :param card: the card being loaded (its ``plugin`` is yours).
     :param state_dict: tensors as read from the file. Do not change it in place.
-    :returns: a new dict, or ``None`` if ``card`` is not yours or needs no conversion.
+    :returns: a new dict of name -> dense tensor, or ``None`` if it needs no conversion.
         Converting an already converted dict must return it unchanged (idempotent).
+        Anything else (not a dict, non-tensor values, an empty dict) is reported as an error
+        of your plugin.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2 called only for the card's own plugin.
     """
 
 

@@ -54,7 +54,7 @@ def download_command(names: tuple[str, ...], all_: bool, force: bool, print_hash
             if len(cards) == 1:
                 raise
             failed.append(str(exc))
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"Error: {exc}", err=True)
             continue
         entry = done.entry
         state = "downloaded" if done.fetched else "cached"

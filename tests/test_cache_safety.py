@@ -417,3 +417,23 @@ def test_a_replacing_add_that_fails_keeps_the_previous_hand_added_entry(cached, 
     [entry] = cache.entries("drive")
     assert entry.manifest["file"] == "w.pth"
     assert_loaded(zoo.create_model("drive", pretrained=True), cached)
+
+
+def test_a_full_disk_during_cache_add_names_zoo_home_and_leaves_nothing(env, tmp_path, monkeypatch):
+    """safetensors reports ENOSPC as a SafetensorError; it must reach the user as the full ZOO_HOME."""
+    from safetensors import SafetensorError
+
+    env.cards(drive={"weights_note": "a Drive folder"})
+    body, _ = official_checkpoint()
+    (tmp_path / "w.pth").write_bytes(body)
+
+    def full(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"\0" * 10)  # what a disk that fills up mid-write leaves behind
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr("safetensors.torch.save_file", full)
+    result = run(cli, ["cache", "add", "drive", str(tmp_path / "w.pth")])
+    assert result.exit_code == 2, result.output
+    line = error_line(result)
+    assert line.startswith(f"Error: ZOO_HOME {home()} ") and "space" in line, line
+    assert not [p for p in (home() / "weights").rglob("*") if p.is_file()], "a fragment was left in the cache"

@@ -317,8 +317,6 @@ def save_safetensors(state_dict: Mapping[str, torch.Tensor], path: Path, metadat
     storage are copied each to its own size (bounded by :func:`check_tensors`), never the whole storage.
     A temporary file left by a killed process shows in `zoo cache ls` and goes with `zoo cache rm`.
     """
-    from safetensors.torch import save_file
-
     check_tensors(state_dict, where=f"weights for {path.name}")
     path.parent.mkdir(parents=True, exist_ok=True)
     first: dict[tuple[Any, ...], str] = {}
@@ -340,11 +338,27 @@ def save_safetensors(state_dict: Mapping[str, torch.Tensor], path: Path, metadat
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        save_file(tensors, tmp, metadata=meta)
+        _save_file(tensors, tmp, meta)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _save_file(tensors: Mapping[str, torch.Tensor], tmp: str, metadata: dict[str, str]) -> None:
+    """safetensors' ``save_file``, with its I/O failures (a full disk: ``SafetensorError ... os error
+    28``) raised as the ``OSError`` they are, naming the file, so the CLI can say which folder is full."""
+    from safetensors import SafetensorError
+    from safetensors.torch import save_file
+
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+    except SafetensorError as exc:
+        found = re.search(r"os error (\d+)", str(exc))
+        if found is None:
+            raise
+        code = int(found.group(1))
+        raise OSError(code, os.strerror(code), tmp) from exc
 
 
 def load_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], card: Card, origin: str) -> None:

@@ -272,6 +272,7 @@ def test_import_of_what_is_not_a_bundle_is_one_line(env, tmp_path, what):
         path.write_text("hello\n" * 100)
     result = run(cli, ["cache", "import", str(path)])
     assert_refused(result, "bundle")
+    assert result.exit_code == 2, result.output  # not a bundle at all: the user's mistake
 
 
 def test_malformed_indexes_are_refused(env, tmp_path):

@@ -386,16 +386,17 @@ def import_bundle(bundle: Path, card_of: Callable[[str], Card | None],
 
 
 def _check_bundle_file(bundle: Path, where: str) -> None:
+    """What the user named is not a bundle at all (missing, a device, a folder, empty): exit 2."""
     try:
         st = bundle.stat()
     except OSError as exc:
-        raise WeightsError(f"{where}: cannot read it: {exc.strerror or first_line(exc)}") from None
+        raise UserError(f"{where}: cannot read it: {exc.strerror or first_line(exc)}") from None
     import stat
 
     if not stat.S_ISREG(st.st_mode):
-        raise WeightsError(f"{where} is not a regular file (a bundle is a .tar written by `zoo cache export`)")
+        raise UserError(f"{where} is not a regular file (a bundle is a .tar written by `zoo cache export`)")
     if st.st_size == 0:
-        raise WeightsError(f"{where} is empty (a bundle is a .tar written by `zoo cache export`)")
+        raise UserError(f"{where} is empty (a bundle is a .tar written by `zoo cache export`)")
 
 
 _TAR_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error, ValueError)
@@ -406,7 +407,7 @@ def _stage(bundle: Path, where: str, staging: Path, card_of: Callable[[str], Car
     try:
         tar = tarfile.open(bundle, "r:*")
     except _TAR_ERRORS as exc:
-        raise WeightsError(f"{where} is not a tar file written by `zoo cache export`: {first_line(exc)}") from None
+        raise UserError(f"{where} is not a tar file written by `zoo cache export`: {first_line(exc)}") from None
     with tar:
         try:
             planned, cards = _plan(_read_index(tar, where), where, card_of)

@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from zoo.cards import Card, Paper
+from zoo.cards import Card, Figure, Paper
 
 
 def to_jsonable(value: Any) -> Any:
@@ -30,6 +30,8 @@ def fmt(value: Any, digits: int = 1) -> str:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, Figure):  # a card's figure: as its source printed it, never re-rounded
+        return str(value)
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)

@@ -248,6 +248,20 @@ def test_cli_bench_text_shows_reported_beside_measured(claims_zoo):
     assert "latency b1" in result.output
 
 
+def test_cli_bench_prints_first_and_an_unwritable_record_is_one_warning(claims_zoo):
+    from zoo import plot
+
+    plot.bench_path().parent.mkdir(parents=True, exist_ok=True)
+    plot.bench_path().mkdir()  # bench.jsonl cannot be written: a directory stands in its place
+    result = CliRunner().invoke(cli, ["bench", "tiny-net", "--device", "cpu", "--no-throughput", "--warmup", "0",
+                                      "--latency-repeats", "2"])
+    assert result.exit_code == 0, result.output
+    assert "latency b1" in result.output and "Traceback" not in result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("Warning:")]
+    assert len(warnings) == 1 and "tiny-net was not recorded" in warnings[0], result.output
+    assert result.output.index("latency b1") < result.output.index("Warning:")
+
+
 def test_reparam_folds_train_time_branches_before_timing(claims_zoo, monkeypatch):
     folded = []
 

@@ -102,13 +102,19 @@ def bench_command(names, device, batch_size, amp, channels_last, compile_, patch
             patch=patch, checkpoint=checkpoint, reparam=reparam, warmup=warmup, repeats=repeats, latency_repeats=latency_repeats,
             throughput=not no_throughput, latency=not no_latency, threads=threads,
         )
-        if not no_record:
-            plot.record_bench(result)
         results.append(result)
-        if not as_json:
+        if not as_json:  # shown first: a bench record that cannot be written must not cost the measurement
             click.echo(bench_text(result) + ("\n" if name != names[-1] else ""))
     if as_json:
         click.echo(json.dumps(results, indent=2))
+    if not no_record:
+        from zoo.results import ResultsWriteError
+
+        for result in results:
+            try:
+                plot.record_bench(result)
+            except ResultsWriteError as exc:  # the measurement succeeded: warn, exit 0
+                click.echo(f"Warning: the bench result of {result['model']} was not recorded: {exc}", err=True)
     elif results and results[0].get("load_avg"):
         click.echo(f"load average {results[0]['load_avg'][0]:.2f} on {results[0]['threads']} thread(s): "
                    "timings on a busy machine are noisy", err=True)

@@ -332,3 +332,15 @@ def test_cli_bench_bf16_runs_where_supported(claims_zoo, monkeypatch):
 def test_not_installed_card_is_an_error_naming_the_plugin(claims_zoo):
     result = CliRunner().invoke(cli, ["bench", "needs-plugin", "--device", "cpu"])
     assert result.exit_code == 1 and "notinstalled" in result.output and "Traceback" not in result.output
+
+
+def test_bench_and_verify_show_a_cards_figures_as_printed():
+    from zoo.cards import Figure
+    from zoo.cli.claims import _claim_row, _fmt
+    from zoo.verify import check_speed
+
+    assert _fmt(Figure(4.7, "4.7"), 2, " M") == "4.7 M" and _fmt(4.7, 2, " M") == "4.70 M"
+    card = api.get_card("efficientmod-xxs")  # latency printed "3.0" ms in the paper's table
+    [gpu, _cpu] = check_speed(card, here="a CPU")
+    assert isinstance(gpu.reported, Figure) and gpu.reported.text == "3.0"
+    assert _claim_row(card.name, gpu.__dict__)[2] == "3.0 ms"

@@ -13,8 +13,13 @@ from zoo.errors import UserError
 
 
 def _fmt(value: Any, digits: int = 2, unit: str = "") -> str:
+    """A measurement to ``digits`` decimals; a card's figure as its source printed it (4.7, not 4.70)."""
+    from zoo.cards import Figure
+
     if value is None:
         return "-"
+    if isinstance(value, Figure):
+        return f"{value.text}{unit}"
     return f"{value:.{digits}f}{unit}" if isinstance(value, float) else f"{value}{unit}"
 
 

@@ -44,7 +44,7 @@ from typing import Any
 
 from zoo.cards import NAME_RE, Card, WeightSource
 from zoo.errors import UserError, WeightsError, first_line
-from zoo.paths import zoo_home
+from zoo.paths import write_text_atomic, zoo_home
 
 BUNDLE_INDEX = "zoo-bundle.json"
 MANUAL = "manual"  # key of the one hand-added entry of a model
@@ -599,12 +599,4 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, json.dumps(data, indent=2))

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from zoo.cards import Card, WeightSource
 from zoo.errors import WeightsError, first_line
-from zoo.paths import hf_hub_cache, offline, zoo_home
+from zoo.paths import hf_hub_cache, offline, write_text_atomic, zoo_home
 
 CHUNK = 1 << 20
 TIMEOUT_S = float(os.environ.get("ZOO_DOWNLOAD_TIMEOUT", "30"))
@@ -330,10 +330,7 @@ def _load_resume(part: Path, url: str) -> _Resume | None:
 
 
 def _save_resume(part: Path, resume: _Resume) -> None:
-    meta = _meta_path(part)
-    tmp = meta.with_name(meta.name + ".tmp")
-    tmp.write_text(json.dumps(vars(resume)), encoding="utf-8")
-    os.replace(tmp, meta)
+    write_text_atomic(_meta_path(part), json.dumps(vars(resume)))
 
 
 def _forget(part: Path) -> None:

@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.errors import UserError, ZooError, first_line
+from zoo.paths import write_text_atomic
 
 if TYPE_CHECKING:
     import torch
@@ -381,15 +380,7 @@ def write_manifest(path: str | Path, variants: Mapping[str, Mapping[str, Sequenc
         if not isinstance(manifest, dict):
             raise UserError(f"manifest {str(path)!r} holds a {type(manifest).__name__}, expected {{variant: {{key: shape}}}}")
     manifest.update({k: dict(v) for k, v in variants.items()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(format_manifest(manifest))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, format_manifest(manifest))
     return path
 
 

@@ -68,3 +68,19 @@ def home_problem(exc: OSError) -> str | None:
             hint = "free some space or set ZOO_HOME elsewhere" if full else "set ZOO_HOME to a writable directory"
             return f"ZOO_HOME {home} {problem}{shown}; {hint}"
     return None
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the whole new one, never a part:
+    a temporary file in the same folder, then ``os.replace``; the temporary goes if anything fails."""
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

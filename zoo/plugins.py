@@ -25,13 +25,16 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from zoo import hookspecs
+from zoo.entrypoints import entry_points
 from zoo.errors import PluginError, UserError, first_line
+
+if TYPE_CHECKING:
+    from zoo.entrypoints import EntryPoint  # importlib.metadata's EntryPoint works the same
 
 GROUP = "zoo"
 CORE = "zoo-core"  # name of the core's own plugin module (tasks, datasets)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import zoo.api
+from zoo.registry import lookup
 
 
 @pytest.fixture(autouse=True)
@@ -20,9 +20,9 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
     for var in ("ZOO_PLUGINS", "ZOO_DISABLE_PLUGINS", "ZOO_REGISTRY", "ZOO_OFFLINE", "HF_HUB_OFFLINE"):
         monkeypatch.delenv(var, raising=False)
-    zoo.api.reset()
+    lookup.reset()
     yield
-    zoo.api.reset()
+    lookup.reset()
 
 
 def write_distribution(
@@ -55,7 +55,7 @@ def install_plugin(tmp_path, monkeypatch) -> Callable[..., Path]:
         write_distribution(site, dist, entry_points, files, version)
         monkeypatch.syspath_prepend(str(site))
         monkeypatch.setenv("PYTHONPATH", str(site))
-        zoo.api.reset()
+        lookup.reset()
         return site
 
     yield install

@@ -53,7 +53,8 @@ def main() -> int:
 
     import torch
 
-    from zoo import api, bench
+    from zoo import api
+    from zoo.measure import bench
 
     card = api.get_card(args.model)
     arch = args.timm_model or card.builder

@@ -56,7 +56,8 @@ def main() -> int:
 
     import torch
 
-    from zoo import api, bench
+    from zoo import api
+    from zoo.measure import bench
 
     cat = api.catalog()
     cards = {c.name: c for pattern in PATTERNS  # a plain name is exact ('deit-t', not 'tome-deit-t')

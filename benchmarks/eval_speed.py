@@ -110,7 +110,7 @@ def main() -> None:
     import torch
     from safetensors.torch import save_file
 
-    from zoo.data.demo import make_demo_folder
+    from zoo.tasks.classification.data.demo import make_demo_folder
 
     tmp = Path(tempfile.mkdtemp(prefix="zoo-evalbench-"))
     os.environ["ZOO_HOME"] = str(tmp / "home")

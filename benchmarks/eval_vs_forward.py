@@ -3,7 +3,7 @@
 Issue #4's GPU target: on a GPU, `zoo eval` should reach at least 0.9 of the model's forward-only
 throughput at the same batch size and precision. Both sides run here, one after the other:
 
-- forward: `zoo.bench.measure_speed` on a resident `randn` batch (what `zoo bench` reports);
+- forward: `zoo.measure.bench.measure_speed` on a resident `randn` batch (what `zoo bench` reports);
 - eval: `zoo.evaluate` on a generated JPEG folder of ImageNet-like sizes (decoding in worker
   processes, pinned memory, uint8 batches normalised on the device, channels_last; fp32 unless
   --amp asks for autocast, as `zoo eval` does).
@@ -36,7 +36,8 @@ def measure(model_name: str, folder: Path, *, device: str, amp: str | None, batc
     import torch
 
     import zoo
-    from zoo import api, bench
+    from zoo import api
+    from zoo.measure import bench
 
     dev = torch.device(device)
     card = api.get_card(model_name)
@@ -76,8 +77,8 @@ def main() -> int:
 
     import torch
 
-    from zoo import bench
-    from zoo.data.demo import make_demo_folder
+    from zoo.measure import bench
+    from zoo.tasks.classification.data.demo import make_demo_folder
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.data or make_demo_folder(Path(tmp) / "images", args.images, n_classes=50,

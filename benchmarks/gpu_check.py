@@ -68,7 +68,7 @@ def make_folder(root: Path, sizes: Sizes) -> Path:
     """
     import shutil
 
-    from zoo.data.demo import make_demo_folder
+    from zoo.tasks.classification.data.demo import make_demo_folder
 
     make_demo_folder(root, min(sizes.distinct, sizes.images), n_classes=10, min_side=sizes.min_side,
                      max_side=sizes.max_side)
@@ -118,7 +118,8 @@ def run(args: argparse.Namespace) -> tuple[str, bool]:
     """Every measurement; returns the Markdown section and whether the eval target holds."""
     import torch
 
-    from zoo import __version__, api, bench
+    from zoo import __version__, api
+    from zoo.measure import bench
 
     sizes = TINY if args.tiny else FULL
     batch = args.batch_size or sizes.batch_size
@@ -178,7 +179,7 @@ def render(args: argparse.Namespace, dev: Any, batch: int, sizes: Sizes, eval_ro
     import timm
     import torch
 
-    from zoo import bench
+    from zoo.measure import bench
 
     mode = "dry run on the CPU at tiny sizes: the figures exercise the script, they measure nothing" if args.tiny \
         else "random weights (nothing can be downloaded on the check machine): speed only, no accuracy"

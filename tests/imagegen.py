@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from zoo.data.demo import make_demo_folder
+from zoo.tasks.classification.data.demo import make_demo_folder
 
 __all__ = ["make_demo_folder", "write_bad_image", "PLUGIN_FILES", "PLUGIN_ENTRY_POINTS", "CARDS"]
 

@@ -10,8 +10,9 @@ import torch
 from click.testing import CliRunner
 from torch import nn
 
-from zoo import api, bench
+from zoo import api
 from zoo.cli import cli
+from zoo.measure import bench
 
 PLUGIN = '''
 from zoo import hookimpl
@@ -235,7 +236,7 @@ def test_cli_bench_json(claims_zoo):
     assert [r["model"] for r in rows] == ["tiny-net"]
     for key in ("model", "params_m", "gmacs", "throughput_img_s", "latency_ms", "device", "batch_size", "reported"):
         assert key in rows[0]
-    from zoo.plot import load_bench
+    from zoo.report.plot import load_bench
 
     assert load_bench()["tiny-net"]["batch_size"] == 2  # recorded for zoo plot --source measured
 
@@ -249,7 +250,7 @@ def test_cli_bench_text_shows_reported_beside_measured(claims_zoo):
 
 
 def test_cli_bench_prints_first_and_an_unwritable_record_is_one_warning(claims_zoo):
-    from zoo import plot
+    from zoo.report import plot
 
     plot.bench_path().parent.mkdir(parents=True, exist_ok=True)
     plot.bench_path().mkdir()  # bench.jsonl cannot be written: a directory stands in its place
@@ -335,9 +336,9 @@ def test_not_installed_card_is_an_error_naming_the_plugin(claims_zoo):
 
 
 def test_bench_and_verify_show_a_cards_figures_as_printed():
-    from zoo.cards import Figure
+    from zoo.claims.verify import check_speed
     from zoo.cli.claims import _claim_row, _fmt
-    from zoo.verify import check_speed
+    from zoo.registry.cards import Figure
 
     assert _fmt(Figure(4.7, "4.7"), 2, " M") == "4.7 M" and _fmt(4.7, 2, " M") == "4.70 M"
     card = api.get_card("efficientmod-xxs")  # latency printed "3.0" ms in the paper's table

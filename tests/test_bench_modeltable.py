@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from zoo import api, modeltable
+from zoo import api
+from zoo.report import modeltable
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "models.md"
 
@@ -12,7 +13,7 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "models.md"
 def test_models_page_is_current():
     expected = modeltable.generate()
     assert DOC.read_text(encoding="utf-8") == expected, (
-        "docs/models.md is stale: run `python -m zoo.modeltable > docs/models.md` (make docs)")
+        "docs/models.md is stale: run `python -m zoo.report.modeltable > docs/models.md` (make docs)")
 
 
 def test_every_card_has_a_row_with_its_reported_figures():

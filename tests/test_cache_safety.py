@@ -17,8 +17,9 @@ import torch
 from click.testing import CliRunner
 
 import zoo
-from zoo import cache, weights
+from zoo import weights
 from zoo.cli import cli
+from zoo.weights import cache
 
 sys.path.insert(0, str(Path(__file__).parent))
 from hubserver import HubServer  # noqa: E402
@@ -405,7 +406,7 @@ def test_bundle_claiming_official_weights_of_another_source_is_refused(cached, t
 
 
 def test_a_replacing_add_that_fails_keeps_the_previous_hand_added_entry(cached, tmp_path, monkeypatch):
-    from zoo import checkpoint
+    from zoo.weights import checkpoint
 
     (tmp_path / "second.pth").write_bytes(official_checkpoint(seed=3)[0])
 

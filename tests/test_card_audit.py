@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from zoo.cards import Card, Document, parse_document, read_yaml
-from zoo.catalog import core_registry_path
+from zoo.registry.cards import Card, Document, parse_document, read_yaml
+from zoo.registry.catalog import core_registry_path
 
 AUDIT_DOC = Path(__file__).resolve().parent.parent / "docs" / "card-audit.md"
 

@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-import zoo.cards
-from zoo.cards import Figure, parse_document, printed_decimals, read_yaml, to_figure
-from zoo.catalog import build_catalog
+import zoo.registry.cards
 from zoo.errors import CardError
+from zoo.registry.cards import Figure, parse_document, printed_decimals, read_yaml, to_figure
+from zoo.registry.catalog import build_catalog
 
 HEAD = """
 papers:
@@ -83,7 +83,7 @@ def test_reported_numbers_keep_their_printed_text_on_cache_miss_and_hit(tmp_path
     def no_yaml(*args):
         raise AssertionError("the YAML parser ran on an unchanged file")
 
-    monkeypatch.setattr(zoo.cards, "_parse_yaml", no_yaml)
+    monkeypatch.setattr(zoo.registry.cards, "_parse_yaml", no_yaml)
     hit = parse(path)  # from the JSON cache
     for doc in (miss, hit):
         figures = reported_figures(doc.cards["demo-s"])
@@ -100,9 +100,9 @@ def test_reported_numbers_keep_their_printed_text_on_cache_miss_and_hit(tmp_path
 def test_a_cache_of_the_old_format_is_ignored(tmp_path):
     path = write(tmp_path, CARD)
     read_yaml(path)
-    cached = zoo.cards._cache_file(path)
+    cached = zoo.registry.cards._cache_file(path)
     saved = json.loads(cached.read_text())
-    assert saved["format"] == zoo.cards.CACHE_FORMAT
+    assert saved["format"] == zoo.registry.cards.CACHE_FORMAT
     # what the previous format wrote: the same stamp, floats as bare JSON numbers (14.0 -> "14.0" lost)
     old = {"stamp": saved["stamp"], "data": {"papers": {}, "models": {}}}
     cached.write_text(json.dumps(old))
@@ -114,10 +114,10 @@ def test_a_cache_of_the_old_format_is_ignored(tmp_path):
 def test_a_corrupt_cache_is_parsed_again(tmp_path, junk):
     path = write(tmp_path, CARD)
     read_yaml(path)
-    cached = zoo.cards._cache_file(path)
+    cached = zoo.registry.cards._cache_file(path)
     cached.write_text(junk.replace("STAMP", json.loads(cached.read_text())["stamp"]))
     assert parse(path).cards["demo-s"].reported.params_m.text == "14.0"
-    assert json.loads(cached.read_text())["format"] == zoo.cards.CACHE_FORMAT  # and rewritten
+    assert json.loads(cached.read_text())["format"] == zoo.registry.cards.CACHE_FORMAT  # and rewritten
 
 
 def test_cache_keeps_mappings_that_look_like_markers(tmp_path):
@@ -174,7 +174,7 @@ def test_preprocess_source_timm_and_by_dataset(tmp_path):
 
 
 def test_eval_transform_uses_the_dataset_entry(tmp_path):
-    from zoo.data.transforms import EvalPreprocess
+    from zoo.tasks.classification.data.transforms import EvalPreprocess
 
     card = parse(write(tmp_path, CARD)).cards["demo-s"]
     assert EvalPreprocess.from_card(card).scale == (288, 288)
@@ -184,7 +184,7 @@ def test_eval_transform_uses_the_dataset_entry(tmp_path):
 
 
 def test_resize_size_is_exact_in_timms_arithmetic():
-    from zoo.cards import crop_pct_for_resize
+    from zoo.registry.cards import crop_pct_for_resize
 
     for size in range(16, 600):
         for resize in range(size, 2 * size + 1, 7):
@@ -259,7 +259,7 @@ def test_billion_laughs_is_refused_fast_and_other_cards_load(install_plugin):
     assert time.perf_counter() - started < 30
     assert [str(e) for e in catalog.errors if str(path) in str(e)] == [str(info.value)]
     assert "convnext-t" in catalog.cards and "fastervit-2" in catalog.cards
-    assert not zoo.cards._cache_file(path).exists()  # nothing half-written in the cache
+    assert not zoo.registry.cards._cache_file(path).exists()  # nothing half-written in the cache
 
 
 def test_recursive_alias_is_refused(tmp_path):
@@ -300,7 +300,7 @@ def test_deeply_nested_yaml_is_one_line(tmp_path):
 
 
 def test_huge_card_file_is_refused_before_parsing(tmp_path, monkeypatch):
-    monkeypatch.setattr(zoo.cards, "MAX_CARD_FILE_BYTES", 1000)
+    monkeypatch.setattr(zoo.registry.cards, "MAX_CARD_FILE_BYTES", 1000)
     path = tmp_path / "big.yaml"
     path.write_text("# " + "x" * 2000 + "\n")
     with pytest.raises(CardError, match=r"big\.yaml: card file is 2003 bytes; the limit is 1000"):

@@ -6,9 +6,9 @@ import textwrap
 
 import pytest
 
-from zoo.cards import MEAN_STD_PRESETS, parse_document, read_yaml
-from zoo.catalog import build_catalog
 from zoo.errors import CardError
+from zoo.registry.cards import MEAN_STD_PRESETS, parse_document, read_yaml
+from zoo.registry.catalog import build_catalog
 
 PAPERS = """
 papers:
@@ -138,13 +138,13 @@ def test_parsed_cards_are_cached_and_a_changed_file_is_read_again(tmp_path, monk
     path.write_text(PAPERS + "models: {}\n")
     first = read_yaml(path)
     assert first["papers"]["demo"]["venue"] == "ICLR 2024"
-    import zoo.cards
+    import zoo.registry.cards
 
     def no_yaml(*args):
         raise AssertionError("the YAML parser ran on an unchanged file")
 
     with monkeypatch.context() as patched:
-        patched.setattr(zoo.cards, "_parse_yaml", no_yaml)
+        patched.setattr(zoo.registry.cards, "_parse_yaml", no_yaml)
         assert read_yaml(path) == first
     path.write_text(PAPERS.replace("ICLR 2024", "ICLR 2025") + "models: {}\n")
     assert read_yaml(path)["papers"]["demo"]["venue"] == "ICLR 2025"

@@ -20,10 +20,11 @@ import torch
 from click.testing import CliRunner
 
 import zoo
-from zoo import api, cache, checkpoint
-from zoo.catalog import build_catalog
 from zoo.cli import cli
 from zoo.errors import PluginError, WeightsError
+from zoo.registry import lookup
+from zoo.registry.catalog import build_catalog
+from zoo.weights import cache, checkpoint
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_weights import assert_loaded, official_checkpoint  # noqa: E402
@@ -140,8 +141,9 @@ KILLED_ADD = """
 import sys, time
 from importlib.metadata import EntryPoint
 import safetensors.torch
-from zoo import api, weights
-from zoo.catalog import build_catalog
+from zoo import weights
+from zoo.registry import lookup
+from zoo.registry.catalog import build_catalog
 
 def slow_save(tensors, path, metadata=None):
     with open(path, "wb") as fh:
@@ -152,7 +154,7 @@ def slow_save(tensors, path, metadata=None):
 
 safetensors.torch.save_file = slow_save
 cat = build_catalog(registry=sys.argv[1], eps=[EntryPoint("wtest", "weights_testplugin", "zoo")])
-api.catalog = lambda: cat
+lookup.catalog = lambda: cat
 weights.add_file(cat.get("m"), sys.argv[2])
 """
 
@@ -212,7 +214,7 @@ def test_a_converter_only_converts_its_own_plugins_cards(env, tmp_path, install_
     eps = [EntryPoint("wtest", "weights_testplugin", "zoo"), EntryPoint("greedy", "zoo_thirdparty_greedy", "zoo")]
     cat = build_catalog(registry=env.registry, eps=eps)
     assert not cat.errors, cat.errors
-    env.mp.setattr(api, "catalog", functools.cache(lambda: cat))
+    env.mp.setattr(lookup, "catalog", functools.cache(lambda: cat))
     assert_loaded(zoo.create_model("m", checkpoint=tmp_path / "w.pth"), ours)  # wtest's card: wtest's converter
     with pytest.raises(PluginError, match=r"^plugin 'greedy': zoo_convert_checkpoint for 'greedy-dict' returned a "
                                           r"dict with 'x' -> int, expected names -> tensors$"):

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 import zoo.api
-import zoo.catalog
+import zoo.registry.catalog
 from zoo.cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,7 +76,7 @@ def _boom(*args, **kwargs):
 
 
 def test_internal_error_is_one_line_naming_the_command(monkeypatch):
-    monkeypatch.setattr(zoo.catalog.Catalog, "select", _boom)
+    monkeypatch.setattr(zoo.registry.catalog.Catalog, "select", _boom)
     result = run("list")
     assert result.exit_code == 1
     assert one_error_line(result) == ("Error: internal error in zoo list: ValueError: the catalog fell over "
@@ -85,7 +85,7 @@ def test_internal_error_is_one_line_naming_the_command(monkeypatch):
 
 @pytest.mark.parametrize("debug", [["--debug"], "env"])
 def test_debug_shows_the_traceback(monkeypatch, debug):
-    monkeypatch.setattr(zoo.catalog.Catalog, "select", _boom)
+    monkeypatch.setattr(zoo.registry.catalog.Catalog, "select", _boom)
     result = run("list", ZOO_DEBUG="1") if debug == "env" else run(*debug, "list")
     assert result.exit_code == 1
     assert "Traceback (most recent call last)" in result.stderr and "with a second line" in result.stderr
@@ -93,9 +93,9 @@ def test_debug_shows_the_traceback(monkeypatch, debug):
 
 
 def test_internal_error_in_a_sub_command_names_it(monkeypatch):
-    import zoo.scaffold
+    import zoo.devkit.scaffold
 
-    monkeypatch.setattr(zoo.scaffold, "new_plugin", _boom)
+    monkeypatch.setattr(zoo.devkit.scaffold, "new_plugin", _boom)
     result = run("plugin", "new", "acme")
     assert result.exit_code == 1
     assert one_error_line(result).startswith("Error: internal error in zoo plugin new: ValueError: the catalog fell over")
@@ -105,7 +105,7 @@ def test_ctrl_c_is_one_line_and_exit_130(monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(zoo.catalog.Catalog, "select", interrupted)
+    monkeypatch.setattr(zoo.registry.catalog.Catalog, "select", interrupted)
     result = run("list")
     assert result.exit_code == 130
     assert result.stderr.strip() == "Aborted!" and "Traceback" not in result.output
@@ -208,7 +208,7 @@ def test_full_disk_under_zoo_home_is_named(monkeypatch, tmp_path):
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(target))
 
-    monkeypatch.setattr(zoo.catalog.Catalog, "select", full)
+    monkeypatch.setattr(zoo.registry.catalog.Catalog, "select", full)
     result = run("list")
     assert result.exit_code == 2
     assert one_error_line(result) == (f"Error: ZOO_HOME {home} is on a full disk (no space left on device) "
@@ -219,7 +219,7 @@ def test_os_error_outside_zoo_home_is_not_blamed_on_it(monkeypatch, tmp_path):
     def denied(*args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied", "/etc/elsewhere")
 
-    monkeypatch.setattr(zoo.catalog.Catalog, "select", denied)
+    monkeypatch.setattr(zoo.registry.catalog.Catalog, "select", denied)
     line = one_error_line(run("list"))
     assert line.startswith("Error: internal error in zoo list: PermissionError: [Errno 13] Permission denied")
     assert "ZOO_HOME" not in line

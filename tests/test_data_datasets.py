@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from zoo.cards import Card
-from zoo.data import datasets, synsets
 from zoo.errors import DataError
-from zoo.tasks import classification
+from zoo.registry.cards import Card
+from zoo.tasks.classification import evaluate as classification
+from zoo.tasks.classification.data import datasets, synsets
 
 sys.path.insert(0, str(Path(__file__).parent))
 from imagegen import make_demo_folder  # noqa: E402

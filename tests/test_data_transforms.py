@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from zoo.data.transforms import EvalPreprocess, EvalTransform, normalize, stats
+from zoo.tasks.classification.data.transforms import EvalPreprocess, EvalTransform, normalize, stats
 
 CONFIGS = [  # (input_size, interpolation, crop_pct, crop_mode, mean, std)
     ((3, 224, 224), "bicubic", 0.875, "center", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),

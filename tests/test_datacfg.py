@@ -19,9 +19,9 @@ from torch.utils._device import _device_constructors
 
 import zoo
 from zoo.api import catalog
-from zoo.cards import Card, Preprocess
-from zoo.datacfg import apply_card_cfg
 from zoo.errors import ZooWarning
+from zoo.models.datacfg import apply_card_cfg
+from zoo.registry.cards import Card, Preprocess
 
 
 class _cheap_build(TorchFunctionMode):  # noqa: N801 - a context manager, like torch.device("meta")

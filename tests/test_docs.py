@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import inspect
 
-from zoo import docgen, hookspecs
+from zoo.registry import hookspecs
+from zoo.report import docgen
 
 
 def test_plugin_guide_is_current():
     text = docgen.PAGE.read_text()
-    assert docgen.render(text) == text, "docs/plugins.md is stale: run python -m zoo.docgen"
+    assert docgen.render(text) == text, "docs/plugins.md is stale: run python -m zoo.report.docgen"
 
 
 def test_every_hook_is_documented_with_its_signature():
@@ -26,7 +27,7 @@ def test_every_hook_is_documented_with_its_signature():
 def test_every_card_field_is_in_the_card_reference():
     from dataclasses import fields
 
-    from zoo import cards
+    from zoo.registry import cards
 
     text = docgen.PAGE.read_text()
     for cls in (cards.Paper, cards.Card, cards.Preprocess, cards.WeightSource, cards.Reported):

@@ -1,4 +1,4 @@
-"""zoo.entrypoints: the plugins' entry points, found as importlib.metadata finds them, without its import cost."""
+"""zoo.registry.entrypoints: the plugins' entry points, found as importlib.metadata finds them, without its import cost."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import zipfile
 
 from conftest import write_distribution
-from zoo.entrypoints import entry_points
+from zoo.registry.entrypoints import entry_points
 
 
 def _key(ep) -> tuple[str, str, str | None, str | None]:

@@ -13,8 +13,8 @@ import torch
 from click.testing import CliRunner
 
 import zoo
-from zoo import results
 from zoo.cli import cli
+from zoo.records import results
 
 sys.path.insert(0, str(Path(__file__).parent))
 from imagegen import CARDS, PLUGIN_ENTRY_POINTS, PLUGIN_FILES, make_demo_folder, write_bad_image  # noqa: E402
@@ -155,10 +155,10 @@ def test_eval_json_limit_and_results_file(evalt, demo):
 def test_reported_number_and_checkpoint_hash_are_recorded(evalt, tmp_path):
     from safetensors.torch import save_file
 
-    from zoo.fetch import sha256_file
+    from zoo.weights.fetch import sha256_file
 
     data = make_demo_folder(tmp_path / "imagenet", n_images=4, n_classes=2)
-    for wnid in __import__("zoo.data.synsets", fromlist=["x"]).imagenet_wnids():
+    for wnid in __import__("zoo.tasks.classification.data.synsets", fromlist=["x"]).imagenet_wnids():
         (data / wnid).mkdir(exist_ok=True)  # the full 1000-folder layout, images in two of them
     ckpt = tmp_path / "w.safetensors"
     save_file({k: v.contiguous() for k, v in _timm_model("evt-resnet", 0).state_dict().items()}, str(ckpt))
@@ -210,7 +210,7 @@ def test_two_gloo_processes_equal_one(evalt, tmp_path):
 
 
 def test_imagenet_c_table_per_corruption_and_mean(evalt, tmp_path):
-    from zoo.data.synsets import imagenet_wnids
+    from zoo.tasks.classification.data.synsets import imagenet_wnids
 
     for corruption in ("fog", "snow"):
         part = tmp_path / corruption / "2"

@@ -13,9 +13,10 @@ import torch
 from click.testing import CliRunner
 
 import zoo
-from zoo import distributed, evaluation, results
 from zoo.cli import cli
 from zoo.errors import ZooError
+from zoo.eval import distributed, evaluation
+from zoo.records import results
 
 sys.path.insert(0, str(Path(__file__).parent))
 from imagegen import PLUGIN_ENTRY_POINTS, PLUGIN_FILES, make_demo_folder  # noqa: E402
@@ -244,7 +245,7 @@ def test_results_skips_and_counts_unreadable_lines(evalt):
 
 
 def test_fp32_is_the_default_on_cuda_too(monkeypatch):
-    from zoo.tasks import classification
+    from zoo.tasks.classification import evaluate as classification
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     assert classification.resolve_precision(None, torch.device("cuda")) == "fp32"
@@ -259,7 +260,7 @@ def test_run_records_precision_weights_and_the_datasets_preprocessing(evalt, dem
     """The hook takes the card's preprocessing for the dataset evaluated (preprocess_for), and records it."""
     from dataclasses import replace
 
-    from zoo.cards import Card
+    from zoo.registry.cards import Card
 
     asked: list[str | None] = []
     original = Card.preprocess_for

@@ -17,9 +17,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from zoo import api, fetch
-from zoo.cards import WeightSource
-from zoo.fetch import FetchError, probe, unreachable
+from zoo.registry import lookup
+from zoo.registry.cards import WeightSource
+from zoo.weights import fetch
+from zoo.weights.fetch import FetchError, probe, unreachable
 
 sys.path.insert(0, str(Path(__file__).parent))
 from hubserver import COMMIT, HubServer  # noqa: E402
@@ -100,12 +101,12 @@ def test_zoo_download_says_it_in_one_line(dead_endpoint, tmp_path, monkeypatch, 
     card = {"paper": "wt", "task": "image-classification", "plugin": "wtest", "builder": "tiny", "num_classes": 10,
             "weights": [{"hub": REPO, "file": "w.pth"}]}
     registry.write_text(yaml.safe_dump({"papers": {"wt": {"title": "T", "venue": "ICLR 2024"}}, "models": {"m": card}}))
-    from zoo.catalog import build_catalog
     from zoo.cli import cli
+    from zoo.registry.catalog import build_catalog
 
     cat = build_catalog(registry=registry, eps=[EntryPoint("wtest", "weights_testplugin", "zoo")])
-    monkeypatch.setattr(api, "catalog", lambda: cat)
-    monkeypatch.setattr(api, "reset", lambda: None)
+    monkeypatch.setattr(lookup, "catalog", lambda: cat)
+    monkeypatch.setattr(lookup, "reset", lambda: None)
     started = time.monotonic()
     result = CliRunner().invoke(cli, ["download", "m"])
     assert time.monotonic() - started < 5

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from zoo import fetch
-from zoo.cards import WeightSource
-from zoo.fetch import FetchError, download_url
+from zoo.registry import lookup
+from zoo.registry.cards import WeightSource
+from zoo.weights import fetch
+from zoo.weights.fetch import FetchError, download_url
 
 sys.path.insert(0, str(Path(__file__).parent))
 from hubserver import HubServer  # noqa: E402
@@ -251,8 +252,8 @@ def test_a_card_with_a_hostile_file_name_fails_in_one_line_and_the_next_source_i
     from click.testing import CliRunner
 
     from zoo import api
-    from zoo.catalog import build_catalog
     from zoo.cli import cli
+    from zoo.registry.catalog import build_catalog
 
     sys.path.insert(0, str(Path(__file__).parent))
     from weights_testplugin import tiny
@@ -265,7 +266,7 @@ def test_a_card_with_a_hostile_file_name_fails_in_one_line_and_the_next_source_i
             "weights": [{"url": url, "file": "../../../evil.pth"}, {"url": url}]}
     registry.write_text(yaml.safe_dump({"papers": {"wt": {"title": "T", "venue": "ICLR 2024"}}, "models": {"m": card}}))
     cat = build_catalog(registry=registry, eps=[EntryPoint("wtest", "weights_testplugin", "zoo")])
-    monkeypatch.setattr(api, "catalog", functools.cache(lambda: cat))  # api.reset() clears it
+    monkeypatch.setattr(lookup, "catalog", functools.cache(lambda: cat))  # api.reset() clears it
     result = CliRunner().invoke(cli, ["download", "m"])
     assert result.exit_code == 0, result.output
     assert not list(tmp_path.rglob("evil.pth*"))

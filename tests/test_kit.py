@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 import zoo.api
-from zoo.kit import check_plugin
-from zoo.scaffold import new_plugin
+from zoo.devkit.kit import check_plugin
+from zoo.devkit.scaffold import new_plugin
 
 BIN = Path(sys.executable).parent
 

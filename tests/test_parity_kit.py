@@ -1,4 +1,4 @@
-"""zoo.kit.parity (#10 item 22): two tiny models, an "official" one and ours with renamed keys."""
+"""zoo.devkit.kit.parity (#10 item 22): two tiny models, an "official" one and ours with renamed keys."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from zoo import api, kit
+from zoo import api
+from zoo.devkit import kit
 from zoo.errors import UserError
 
 
@@ -183,7 +184,7 @@ def test_a_manifest_that_is_not_json_is_refused_not_overwritten(tmp_path):
 
 
 def test_keys_and_shapes_only_for_models_too_big_to_run():
-    from zoo.lightbuild import light_build
+    from zoo.models.lightbuild import light_build
 
     with light_build():
         report = kit.parity(Ours(), Official(), convert=convert, compare_outputs=False, **SMALL)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from zoo import plot
 from zoo.cli import cli
 from zoo.paths import zoo_home
+from zoo.report import plot
 
 
 def _sibling(name: str):

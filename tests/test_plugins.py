@@ -9,8 +9,8 @@ import sys
 from click.testing import CliRunner
 
 import zoo.api
-from zoo.catalog import build_catalog
 from zoo.cli import cli
+from zoo.registry.catalog import build_catalog
 
 ACME_INIT = '''
 from importlib import resources

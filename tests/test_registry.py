@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from zoo.cards import parse_document, read_yaml
-from zoo.catalog import core_registry_path
+from zoo.registry.cards import parse_document, read_yaml
+from zoo.registry.catalog import core_registry_path
 
 FIRST_PARTY_PLUGINS = {
     "fastervit", "efficientmod", "context-cluster", "edgevit", "mobileformer", "tome", "vit-llama", "timm-baselines",

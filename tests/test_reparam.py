@@ -8,10 +8,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from zoo import api, bench, verify
+from zoo import api
+from zoo.claims import verify
 from zoo.cli import cli
+from zoo.devkit.kit import check_plugin
 from zoo.errors import PluginError
-from zoo.kit import check_plugin
+from zoo.measure import bench
 
 PLUGIN = '''
 from zoo import hookimpl

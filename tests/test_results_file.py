@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from zoo import plot, results
-from zoo.results import ResultsError, ResultsWriteError, append, append_jsonl, read, scan
+from zoo.records import results
+from zoo.records.results import ResultsError, ResultsWriteError, append, append_jsonl, read, scan
+from zoo.report import plot
 
 GOOD = {"model": "deit-t", "dataset": "imagenet", "top1": 72.2, "top5": 91.1, "images": 50000, "time": "t0"}
 

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from zoo import api, verify
-from zoo.cards import Figure, printed_decimals
+from zoo import api
+from zoo.claims import verify
 from zoo.cli import cli
 from zoo.paths import zoo_home
+from zoo.registry.cards import Figure, printed_decimals
 
 
 def _sibling(name: str):
@@ -64,7 +65,7 @@ def test_within_precision(measured, reported, holds):
 def run_row(model: str, top1: float, dataset: str = "imagenet", **fields):
     """A results line as `zoo eval` writes it for a run that can test the card's claim: the card's
     own weights, fp32, the card's preprocessing for the dataset. ``fields`` override."""
-    from zoo.data.transforms import EvalPreprocess
+    from zoo.tasks.classification.data.transforms import EvalPreprocess
 
     row = {"model": model, "dataset": dataset, "top1": top1, "pretrained": True, "precision": "fp32",
            "weights": {"origin": "official", "sha256": "ab" * 32, "source": "hf://org/w"},
@@ -113,7 +114,7 @@ def test_statuses_of_every_kind(claims_zoo):  # noqa: F811
 
 
 def test_cli_verify_all_json_reports_every_card_and_strict_fails(claims_zoo, monkeypatch):  # noqa: F811
-    from zoo import bench
+    from zoo.measure import bench
 
     monkeypatch.setattr(bench, "static_counts", lambda name, **kw: {
         "params": 314, "macs": 13_904, "counted_on": "stub", "input_size": [3, 8, 8]})

@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from zoo import api, verify
-from zoo.cards import Card, Figure, Reported
+from zoo import api
+from zoo.claims import verify
 from zoo.cli import cli
-from zoo.data.transforms import EvalPreprocess
 from zoo.paths import zoo_home
+from zoo.registry.cards import Card, Figure, Reported
+from zoo.tasks.classification.data.transforms import EvalPreprocess
 
 
 def _sibling(name: str):

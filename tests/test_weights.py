@@ -21,10 +21,11 @@ import yaml
 from click.testing import CliRunner
 
 import zoo
-from zoo import api, cache
-from zoo.catalog import build_catalog
 from zoo.cli import cli
 from zoo.errors import OfflineError, WeightsError
+from zoo.registry import lookup
+from zoo.registry.catalog import build_catalog
+from zoo.weights import cache
 
 sys.path.insert(0, str(Path(__file__).parent))
 from hubserver import COMMIT, HubServer  # noqa: E402
@@ -71,8 +72,7 @@ class Env:
         self.registry.write_text(yaml.safe_dump(doc))
         cat = build_catalog(registry=self.registry, eps=[EntryPoint("wtest", "weights_testplugin", "zoo")])
         assert not cat.errors, cat.errors
-        self.mp.setattr(api, "catalog", functools.cache(lambda: cat))  # keeps api.reset() working
-        getattr(api._hook_table, "cache_clear", lambda: None)()  # hook tables may live on the catalog
+        self.mp.setattr(lookup, "catalog", functools.cache(lambda: cat))  # keeps api.reset() working
 
     def place_in_hub_cache(self, repo: str, filename: str, body: bytes) -> Path:
         """Lay out a file the way huggingface_hub caches it (blobs/<sha256>, snapshot symlink, refs/main)."""
@@ -104,7 +104,6 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setattr(hf_http, "time", no_wait)
     monkeypatch.setattr(hf_download, "time", no_wait)
     yield Env(tmp_path, monkeypatch)
-    getattr(api._hook_table, "cache_clear", lambda: None)()
 
 
 @pytest.fixture
@@ -164,7 +163,7 @@ def test_truncated_body_fails_keeps_part_and_the_next_run_resumes(env, hub):
     env.cards(m={"weights": [{"url": url}]})
     with pytest.raises(WeightsError, match=r"connection closed after 900 of \d+ bytes"):
         zoo.create_model("m", pretrained=True)
-    # only the partial file (and its resume record, if zoo.fetch keeps one), never a complete-looking one
+    # only the partial file (and its resume record, if zoo.weights.fetch keeps one), never a complete-looking one
     assert "downloads/m/w.pth.part" in zoo_files()
     assert all(f.startswith("downloads/m/w.pth.part") for f in zoo_files()), zoo_files()
     served.truncate_at = None
@@ -230,10 +229,10 @@ def test_two_processes_downloading_at_once_end_with_one_good_file(env, hub):
     url, served = hub.add_url("w.pth", body, delay_s=0.5)
     env.cards(m={"weights": [{"url": url}]})
     script = (
-        "import sys; from importlib.metadata import EntryPoint; from zoo import api, weights;"
-        "from zoo.catalog import build_catalog;"
+        "import sys; from importlib.metadata import EntryPoint; from zoo import weights; from zoo.registry import lookup;"
+        "from zoo.registry.catalog import build_catalog;"
         f"cat = build_catalog(registry={str(env.registry)!r}, eps=[EntryPoint('wtest', 'weights_testplugin', 'zoo')]);"
-        "api.catalog = lambda: cat; d = weights.ensure(cat.get('m')); print(d.fetched, d.entry.path)"
+        "lookup.catalog = lambda: cat; d = weights.ensure(cat.get('m')); print(d.fetched, d.entry.path)"
     )
     child_env = {**os.environ, "PYTHONPATH": str(TESTS)}
     procs = [subprocess.Popen([sys.executable, "-c", script], env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

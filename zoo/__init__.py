@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from zoo._version import __version__
-from zoo.hookspecs import hookimpl
+from zoo.registry.hookspecs import hookimpl
 
 __all__ = [
     "__version__",
@@ -24,12 +24,12 @@ __all__ = [
 ]
 
 _LAZY = {
-    "list_models": "zoo.api",
-    "get_card": "zoo.api",
-    "get_paper": "zoo.api",
-    "create_model": "zoo.api",
-    "evaluate": "zoo.evaluation",
-    "benchmark": "zoo.bench",
+    "list_models": "zoo.registry.lookup",
+    "get_card": "zoo.registry.lookup",
+    "get_paper": "zoo.registry.lookup",
+    "create_model": "zoo.models.build",
+    "evaluate": "zoo.eval.evaluation",
+    "benchmark": "zoo.measure.bench",
 }
 
 

@@ -7,8 +7,9 @@ import warnings
 
 import click
 
-from zoo import api, plugins, render
 from zoo.errors import ZooWarning
+from zoo.registry import lookup, plugins
+from zoo.report import render
 
 
 @click.command("list", short_help="List models and what their papers claim.")
@@ -29,7 +30,7 @@ def list_command(pattern, task, paper, venue, license_, plugin, installed, as_js
       zoo list 'efficientmod-*' --json
       zoo list --venue 'ICLR 2024' --license apache
     """
-    cat = api.catalog()
+    cat = lookup.catalog()
     cards = cat.select(pattern, task=task, paper=paper, venue=venue, license=license_, plugin=plugin, installed=installed)
     if as_json:
         rows = [render.card_summary(c, cat.paper_of(c), cat.installed(c), cat.license_of(c)) for c in cards]
@@ -59,8 +60,8 @@ def info_command(name: str, as_json: bool) -> None:
       zoo info fastervit-2
       zoo info deit-t --json
     """
-    cat = api.catalog()
-    card = api.get_card(name)
+    cat = lookup.catalog()
+    card = lookup.get_card(name)
     paper, installed, license_ = cat.paper_of(card), cat.installed(card), cat.license_of(card)
     if as_json:
         data = {**render.to_jsonable(card), "installed": installed, "license": license_,
@@ -87,7 +88,7 @@ def plugins_command(as_json: bool) -> None:
     """
     with warnings.catch_warnings():  # the problems are the table's subject, not warnings
         warnings.simplefilter("ignore", ZooWarning)
-        cat = api.catalog()
+        cat = lookup.catalog()
         cat.check_hooks()
     rows = []
     for status in [cat.core, *cat.plugins]:

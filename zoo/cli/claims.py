@@ -8,13 +8,14 @@ from typing import Any
 
 import click
 
-from zoo import api, render
 from zoo.errors import UserError
+from zoo.registry import lookup
+from zoo.report import render
 
 
 def _fmt(value: Any, digits: int = 2, unit: str = "") -> str:
     """A measurement to ``digits`` decimals; a card's figure as its source printed it (4.7, not 4.70)."""
-    from zoo.cards import Figure
+    from zoo.registry.cards import Figure
 
     if value is None:
         return "-"
@@ -30,7 +31,7 @@ def _num(value: float | None, unit: str = "") -> str:
 
 def _printed(value: Any) -> str:
     """A card's figure as its source printed it (``Figure.text``), anything else as str()."""
-    from zoo.cards import Figure
+    from zoo.registry.cards import Figure
 
     return value.text if isinstance(value, Figure) else str(value)
 
@@ -94,10 +95,11 @@ def bench_command(names, device, batch_size, amp, channels_last, compile_, patch
       zoo bench deit-t --device cpu --batch-size 32 --repeats 10
       zoo bench fastervit-2 --device cuda --amp bf16 --channels-last --json
     """
-    from zoo import bench, plot
+    from zoo.measure import bench
+    from zoo.report import plot
 
     for name in names:  # unknown names fail before any timing
-        api.get_card(name)
+        lookup.get_card(name)
     if checkpoint and len(names) > 1:
         raise click.UsageError("--checkpoint goes with one model name")
     results = []
@@ -113,7 +115,7 @@ def bench_command(names, device, batch_size, amp, channels_last, compile_, patch
     if as_json:
         click.echo(json.dumps(results, indent=2))
     if not no_record:
-        from zoo.results import ResultsWriteError
+        from zoo.records.results import ResultsWriteError
 
         for result in results:
             try:
@@ -131,7 +133,7 @@ def _claim_row(model: str, c: dict[str, Any]) -> list[str]:
     else:
         status = c["status"]
     unit = f" {c['unit']}" if c["unit"] else ""
-    from zoo.cards import Figure
+    from zoo.registry.cards import Figure
 
     # a card's figure as its source printed it ("14.0", not "14"): the precision it is judged at
     reported = f"{_printed(c['reported'])}{unit}" if isinstance(c["reported"], Figure) else _num(c["reported"], unit)
@@ -157,13 +159,13 @@ def verify_command(names, all_, speed, strict, as_json) -> None:
       zoo verify --all
       zoo verify efficientmod-xxs deit-t --json --strict
     """
-    from zoo import verify
+    from zoo.claims import verify
 
     if bool(names) == all_:
         raise UserError("give model NAMES or --all (not both)" if names else "give model NAMES or --all")
     runs = verify.read_runs()
     if runs.skipped:
-        from zoo.results import skipped_note
+        from zoo.records.results import skipped_note
 
         click.echo(skipped_note(runs.skipped, runs.path), err=True)
     reports = verify.verify(names, speed=speed, runs=runs)
@@ -202,7 +204,7 @@ def plot_command(names, x, y, source, task, output, as_json) -> None:
       zoo plot --x gmacs --y top1 -o tradeoff.svg
       zoo plot --x latency --source measured -o measured.png
     """
-    from zoo import plot
+    from zoo.report import plot
 
     out = plot.plot(output, x=x, y=y, source=source, task=task, names=list(names) or None)
     if as_json:
@@ -222,12 +224,13 @@ def compare_command(names, as_json) -> None:
     Example:
       zoo compare efficientmod-xxs mobilenetv2-100 fasternet-t0
     """
-    from zoo import plot, verify
-    from zoo.bench import static_counts
+    from zoo.claims import verify
     from zoo.errors import ZooError
+    from zoo.measure.bench import static_counts
+    from zoo.report import plot
 
-    cat = api.catalog()
-    cards = [api.get_card(n) for n in names]
+    cat = lookup.catalog()
+    cards = [lookup.get_card(n) for n in names]
     results, bench = verify.load_results(), plot.load_bench()
     columns = []
     for card in cards:
@@ -261,7 +264,7 @@ def compare_command(names, as_json) -> None:
         click.echo(json.dumps(columns, indent=2))
         return
     fields = [k for k in columns[0] if k != "model"]
-    from zoo.cards import Figure
+    from zoo.registry.cards import Figure
 
     def cell(value: Any) -> str:
         if isinstance(value, Figure):  # a card's figure, as printed

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from zoo import render
+from zoo.report import render
 
 
 def _fmt(value: Any, digits: int = 2, signed: bool = False) -> str:
@@ -104,8 +104,8 @@ def eval_command(name: str, dataset: str, data_dir: str | None, device: str, bat
       zoo eval efficientmod-xxs --dataset folder:./demo --no-pretrained --limit 32
       zoo eval fastervit-2 --dataset imagenet --nproc 8
     """
-    from zoo import distributed, evaluation
     from zoo.errors import UserError, ZooError, first_line
+    from zoo.eval import distributed, evaluation
 
     kwargs = dict(data_dir=data_dir, patch=patch, corruption=corruption, severity=severity, device=device,
                   batch_size=batch_size, workers=workers, threads=threads, amp=amp, limit=limit)
@@ -152,7 +152,8 @@ def results_command(model: str | None, dataset: str | None, as_json: bool) -> No
       zoo results --model efficientmod-xxs
       zoo results --dataset imagenet --json
     """
-    from zoo import evaluation, results
+    from zoo.eval import evaluation
+    from zoo.records import results
 
     records, skipped = evaluation.read_results(model=model, dataset=dataset)
     if skipped:
@@ -181,7 +182,7 @@ def demo_data_command(directory: str, n_images: int, n_classes: int, seed: int) 
       zoo demo-data /tmp/zoo-demo --images 32
       zoo eval efficientmod-xxs --dataset folder:/tmp/zoo-demo --no-pretrained
     """
-    from zoo.data.demo import make_demo_folder
+    from zoo.tasks.classification.data.demo import make_demo_folder
 
     path = make_demo_folder(directory, n_images=n_images, n_classes=n_classes, seed=seed)
     click.echo(f"wrote {n_images} images in {n_classes} class folders under {path}")

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from zoo import render
+from zoo.report import render
 
 
 @click.group("plugin", short_help="Write and check plugins.")
@@ -30,7 +30,7 @@ def new_command(name: str, directory: str) -> None:
     Example:
       zoo plugin new acme --dir /tmp && pip install -e /tmp/zoo-acme && zoo list acme
     """
-    from zoo.scaffold import new_plugin
+    from zoo.devkit.scaffold import new_plugin
 
     root = new_plugin(name, directory)
     click.echo(f"wrote {root}\nnext: pip install -e {root} && zoo list {name} && zoo plugin check {name}")
@@ -50,7 +50,7 @@ def check_command(name_or_path: str, max_forward_params: int, as_json: bool) -> 
       zoo plugin check efficientmod
       zoo plugin check ./zoo-acme --json
     """
-    from zoo.kit import check_plugin
+    from zoo.devkit.kit import check_plugin
 
     report = check_plugin(name_or_path, max_forward_params=max_forward_params * 1_000_000)
     if as_json:

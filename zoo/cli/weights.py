@@ -7,17 +7,18 @@ from pathlib import Path
 
 import click
 
-from zoo import api, render
 from zoo.errors import UnknownModel, WeightsError
+from zoo.registry import lookup
+from zoo.report import render
 
 
 def _model_name(name: str) -> str:
     """A card's name (canonical), or the name of a model the cache holds whose card is gone; refuses
     anything else (paths, '..', '') with one line before any path is made from it."""
-    from zoo import cache
+    from zoo.weights import cache
 
     try:
-        return api.get_card(name).name
+        return lookup.get_card(name).name
     except UnknownModel:
         checked = cache.check_name(name)  # '', '..', '/abs', 'a/b': one line, exit 2
         if (cache.weights_dir() / checked).exists() or (cache.weights_dir() / checked).is_symlink():
@@ -44,8 +45,8 @@ def download_command(names: tuple[str, ...], all_: bool, force: bool, print_hash
 
     if not names and not all_:
         raise click.UsageError("name at least one model, or pass --all")
-    cat = api.catalog()
-    cards = [card for card in cat.select() if card.has_weights] if all_ else [api.get_card(n) for n in names]
+    cat = lookup.catalog()
+    cards = [card for card in cat.select() if card.has_weights] if all_ else [lookup.get_card(n) for n in names]
     failed = []
     for card in cards:
         try:  # a card without sources still succeeds when a file was added by hand (zoo cache add)
@@ -90,7 +91,7 @@ def cache_ls_command(name: str | None, as_json: bool) -> None:
     Example:
       zoo cache ls --json
     """
-    from zoo import cache
+    from zoo.weights import cache
 
     model = _model_name(name) if name else None
     found = cache.entries(model)
@@ -110,7 +111,7 @@ def cache_ls_command(name: str | None, as_json: bool) -> None:
 
 
 def _size(path: Path) -> int:
-    from zoo.cache import _tree_size
+    from zoo.weights.cache import _tree_size
 
     return _tree_size(path) if path.is_dir() else path.stat().st_size if path.exists() else 0
 
@@ -128,7 +129,7 @@ def cache_rm_command(names: tuple[str, ...], all_: bool) -> None:
       zoo cache rm deit-t
       zoo cache rm --all
     """
-    from zoo import cache
+    from zoo.weights import cache
 
     if all_ == bool(names):
         raise click.UsageError("name the models to remove, or pass --all (not both)")
@@ -150,7 +151,7 @@ def cache_path_command(name: str | None) -> None:
     Example:
       ls "$(zoo cache path deit-t)"
     """
-    from zoo import cache
+    from zoo.weights import cache
 
     click.echo(str(cache.model_dir(_model_name(name)) if name else cache.weights_dir()))
 
@@ -165,11 +166,11 @@ def cache_export_command(names: tuple[str, ...], output: Path) -> None:
     Example:
       zoo download deit-t && zoo cache export deit-t -o bundle.tar
     """
-    from zoo import cache
+    from zoo.weights import cache
 
     found = []
     for name in names:
-        card = api.get_card(name)
+        card = lookup.get_card(name)
         entry = cache.find(card) or cache.manual(card.name)  # a hand-added entry travels as one (origin kept)
         if entry is None:
             raise WeightsError(f"model {name!r} is not in the cache; run `zoo download {name}` first")
@@ -212,7 +213,7 @@ def cache_add_command(name: str, file: Path) -> None:
     """
     from zoo import weights
 
-    card = api.get_card(name)
+    card = lookup.get_card(name)
     added = weights.add_file(card, file)
     entry = added.entry
     if added.replaced is not None:

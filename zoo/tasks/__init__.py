@@ -1,1 +1,1 @@
-"""Evaluation hooks by task; the core registers ``image-classification`` (``zoo.tasks.classification``)."""
+"""Evaluation hooks by task; the core registers ``image-classification`` (``zoo.tasks.classification.evaluate``)."""

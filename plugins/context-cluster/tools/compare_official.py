@@ -6,7 +6,7 @@ installed outside the project venv). Usage:
 
     python tools/compare_official.py --official-dir DIR [--manifest tests/data/official_shapes.json]
 
-For every variant and both aggregation modes of ours, :func:`zoo.kit.parity` randomises every
+For every variant and both aggregation modes of ours, :func:`zoo.devkit.kit.parity` randomises every
 weight and buffer of the official model (the layer scales, 1e-5 at init, would hide a wrong token
 mixer; the norms and the similarity scale/shift too), loads them through the card's conversion
 path, compares keys, shapes and order, and prints the largest logit difference on a square and a
@@ -40,7 +40,7 @@ def main() -> int:
     official = importlib.import_module(args.module)
     from zoo_context_cluster import context_cluster as ours
 
-    from zoo.kit import card_for, parity
+    from zoo.devkit.kit import card_for, parity
 
     gen = torch.Generator().manual_seed(0)
     inputs = [torch.randn(2, 3, 224, 224, generator=gen), torch.randn(2, 3, 224, 192, generator=gen)]

@@ -1,4 +1,4 @@
-"""tools/official_check.py is a thin call of zoo.kit.parity: run it with our own file as the "official" one."""
+"""tools/official_check.py is a thin call of zoo.devkit.kit.parity: run it with our own file as the "official" one."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ Run from a scratch directory, never inside the zoo tree (the official code is no
     python plugins/edgevit/tools/official_check.py /tmp/edgevit-official/src/edgevit.py \
         --manifest plugins/edgevit/tests/data/official_shapes.json
 
-For every variant, :func:`zoo.kit.parity` builds the official model and ours, randomises every
+For every variant, :func:`zoo.devkit.kit.parity` builds the official model and ours, randomises every
 official weight and buffer (BatchNorm statistics included), loads them through the card's
 conversion path (``zoo_convert_checkpoint``), compares keys and shapes, and prints the largest
 logits difference on a random 224x224 batch. Exit status 1 when a variant differs.
@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from zoo_edgevit import edgevit as ours  # noqa: E402
 
-from zoo.kit import card_for, parity  # noqa: E402
+from zoo.devkit.kit import card_for, parity  # noqa: E402
 
 
 def load_official(path: Path):

@@ -12,6 +12,8 @@ import torch
 import zoo_efficientmod
 from zoo_efficientmod import efficientmod as em
 
+from zoo.registry import lookup
+
 CARD = SimpleNamespace(name="efficientmod-xxs", plugin="efficientmod", builder="efficientmod_xxs")
 
 
@@ -124,9 +126,8 @@ def test_one_container_rule_on_every_path(tmp_path, monkeypatch, weights_key):
     from click.testing import CliRunner
 
     import zoo
-    from zoo import api
-    from zoo.catalog import build_catalog
     from zoo.cli import cli
+    from zoo.registry.catalog import build_catalog
 
     card = {"paper": "em", "task": "image-classification", "plugin": "efficientmod", "builder": "efficientmod_xxs"}
     if weights_key:
@@ -135,7 +136,7 @@ def test_one_container_rule_on_every_path(tmp_path, monkeypatch, weights_key):
     registry.write_text(yaml.safe_dump({"papers": {"em": {"title": "EfficientMod", "venue": "ICLR 2024"}},
                                         "models": {"em-xxs": card}}))
     cat = build_catalog(registry=registry)
-    monkeypatch.setattr(api, "catalog", functools.cache(lambda: cat))
+    monkeypatch.setattr(lookup, "catalog", functools.cache(lambda: cat))
     torch.manual_seed(0)
     model = em.efficientmod_xxs()
     ckpt = official_checkpoint(model, "module.")

@@ -5,7 +5,7 @@ Usage (the official file is read from a checkout outside this repository, never 
     git --git-dir=<EfficientMod mirror> show HEAD:models/EfficientMod.py > /tmp/em/EfficientMod_official.py
     python plugins/efficientmod/tools/official_check.py /tmp/em/EfficientMod_official.py [--write]
 
-For every variant :func:`zoo.kit.parity` builds the official model and ours, randomises every
+For every variant :func:`zoo.devkit.kit.parity` builds the official model and ours, randomises every
 official weight and buffer (layer scales included: their 1e-4 init would hide a wrong block), loads
 them through the card's conversion path and compares keys, shapes and logits (2x3x224x224, eval),
 in float32 and in float64. ``--write`` rewrites ``tests/data/official_shapes.json`` (through the kit)
@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(HERE))
 from zoo_efficientmod import efficientmod as ours  # noqa: E402
 
-from zoo.kit import card_for, parity  # noqa: E402
+from zoo.devkit.kit import card_for, parity  # noqa: E402
 
 PAIRS = {"efficientmod_xxs": "efficientMod_xxs", "efficientmod_xs": "efficientMod_xs",
          "efficientmod_s": "efficientMod_s", "efficientmod_s_conv": "efficientMod_s_Conv"}

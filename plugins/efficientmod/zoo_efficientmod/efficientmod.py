@@ -288,7 +288,7 @@ class EfficientMod(nn.Module):
 
 # A checkpoint written by the official train.py (timm's CheckpointSaver, train.py:1120-1130) holds
 # the raw weights under 'state_dict' and, with the README's --model-ema, the EMA copy under
-# 'state_dict_ema'. Which one a card evaluates is the core's one rule (zoo.checkpoint.WRAPPERS and
+# 'state_dict_ema'. Which one a card evaluates is the core's one rule (zoo.weights.checkpoint.WRAPPERS and
 # the card's weights_key), never this plugin's choice: the README's evaluation command
 # (README.md:45-48) runs validate.py without --use-ema, and validate.py:172-173 calls
 # load_checkpoint(model, args.checkpoint, args.use_ema), so the official number is the 'state_dict'
@@ -299,11 +299,11 @@ def convert_official(state_dict: Mapping[str, Any], weights_key: str | None = No
     """Official EfficientMod checkpoint -> this implementation's keys (pure, idempotent).
 
     The architectures share their parameter names, so converting means only: take the weights out
-    of a training checkpoint's container by the core's rule (:func:`zoo.checkpoint.unwrap`: the
+    of a training checkpoint's container by the core's rule (:func:`zoo.weights.checkpoint.unwrap`: the
     card's ``weights_key``, else ``state_dict`` before ``state_dict_ema``), drop a DataParallel
     ``module.`` prefix, and keep tensors (``epoch`` and the like never reach the model).
     """
-    from zoo.checkpoint import unwrap
+    from zoo.weights.checkpoint import unwrap
 
     return {re.sub(r"^module\.", "", key): value for key, value in unwrap(state_dict, weights_key).items()}
 

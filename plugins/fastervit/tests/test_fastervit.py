@@ -6,9 +6,9 @@ import pytest
 import torch
 
 import zoo.api
-from zoo import checkpoint
-from zoo.bench import count_params
-from zoo.lightbuild import light_build
+from zoo.measure.bench import count_params
+from zoo.models.lightbuild import light_build
+from zoo.weights import checkpoint
 
 FASTERVIT_CARDS = [f"fastervit-{n}" for n in range(7)] + [f"fastervit-4-21k-{s}" for s in (224, 384, 512, 768)]
 

@@ -9,7 +9,7 @@ Run outside the zoo tree (the port's code is not vendored):
 The port's ``mobile_former.py`` and ``dna_blocks.py`` were written as modules inside timm 0.3.4
 (relative imports of ``.helpers``, ``.registry``, ``.layers``). This script copies the two files into
 a temporary package next to three small stand-ins for those timm modules; then
-:func:`zoo.kit.parity` builds each variant and ours, randomises every weight and buffer of the port
+:func:`zoo.devkit.kit.parity` builds each variant and ours, randomises every weight and buffer of the port
 (BatchNorm statistics included), loads them through the card's conversion path, compares keys and
 shapes, and prints the largest logits difference on a random 224x224 batch.
 """
@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from zoo_mobileformer import mobileformer as ours  # noqa: E402
 
-from zoo.kit import card_for, parity  # noqa: E402
+from zoo.devkit.kit import card_for, parity  # noqa: E402
 
 _SHIMS = {
     "__init__.py": "",

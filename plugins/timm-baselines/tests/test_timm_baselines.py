@@ -15,7 +15,7 @@ import torch
 import zoo_timm_baselines
 from zoo_timm_baselines import builders
 
-from zoo.catalog import build_catalog, core_registry_path
+from zoo.registry.catalog import build_catalog, core_registry_path
 
 PLUGIN = "timm-baselines"
 

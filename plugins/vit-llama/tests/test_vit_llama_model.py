@@ -9,8 +9,8 @@ import pytest
 import torch
 from zoo_vit_llama import vit_llama as vl
 
-from zoo.bench import count_params
-from zoo.lightbuild import light_build
+from zoo.measure.bench import count_params
+from zoo.models.lightbuild import light_build
 
 DATA = Path(__file__).parent / "data"
 SHAPES: dict[str, dict[str, list[int]]] = json.loads((DATA / "official_shapes.json").read_text())

@@ -12,8 +12,9 @@ import torch
 import zoo_vit_llama
 from zoo_vit_llama import vit_llama as vl
 
-from zoo import api, checkpoint
+from zoo import api
 from zoo.errors import PluginError, WeightsError
+from zoo.weights import checkpoint
 
 SMALL_LLAMA = {"dim": 64, "n_heads": 4, "multiple_of": 32}
 
@@ -86,7 +87,7 @@ def test_converter_ignores_other_plugins_cards():
 
 
 def test_official_checkpoint_file_loads_strictly_through_the_core(tmp_path):
-    """torch.save'd like main.py, read by zoo.checkpoint: 'model' is taken (not 'model_ema'), as eval does."""
+    """torch.save'd like main.py, read by zoo.weights.checkpoint: 'model' is taken (not 'model_ema'), as eval does."""
     model = small_model()
     path = tmp_path / "checkpoint.pth"
     torch.save(official_checkpoint(model), path)

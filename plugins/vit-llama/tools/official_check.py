@@ -8,7 +8,7 @@ Usage (the official files are read from a checkout outside this repository, neve
     done
     python plugins/vit-llama/tools/official_check.py /tmp/vl [--logits] [--write]
 
-For every variant :func:`zoo.kit.parity` builds the official model and ours at the real sizes
+For every variant :func:`zoo.devkit.kit.parity` builds the official model and ours at the real sizes
 (LLaMA-7B's last block, ~202 M params) and checks key names, order and shapes (sized without
 allocating weights), and that the same parameters are frozen. ``--logits`` builds them for real,
 randomises every official weight and buffer, loads them through the card's conversion path and
@@ -84,9 +84,9 @@ def main() -> int:
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS))
     args = parser.parse_args()
     official = load_official(args.official_root)
-    from zoo.bench import count_params
-    from zoo.kit import card_for, parity
-    from zoo.lightbuild import light_build
+    from zoo.devkit.kit import card_for, parity
+    from zoo.measure.bench import count_params
+    from zoo.models.lightbuild import light_build
 
     manifest = HERE / "tests" / "data" / "official_shapes.json" if args.write else None
     x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))

@@ -1,0 +1,153 @@
+"""Building models: a card's builder, patches and ``create_model`` (imports torch when called)."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zoo.errors import BuildError, UnknownPatch, UserError, ZooError
+from zoo.registry import lookup, plugins
+from zoo.registry.cards import Card
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+def get_builder(card: Card) -> Any:
+    """The callable that builds ``card``'s architecture (imports the plugin's model code)."""
+    cat = lookup.catalog()
+    cat.require_installed(card)
+    builders = lookup._hook_table("zoo_builders").get(card.plugin, {})
+    if card.builder not in builders:
+        raise BuildError(
+            f"model {card.name!r}: plugin {card.plugin!r} has no builder {card.builder!r} "
+            f"(it offers: {', '.join(sorted(builders)) or 'none'})"
+        )
+    return plugins.resolve(builders[card.builder], card.plugin)
+
+
+def parse_patch(spec: str) -> tuple[str, dict[str, Any]]:
+    """``"tome:r=13,prop_attn=true"`` -> ``("tome", {"r": 13, "prop_attn": True})``."""
+    name, _, rest = spec.partition(":")
+    options: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in rest.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"patch {spec!r}: expected NAME:key=value,..., got {item!r}")
+        options[key.strip()] = _typed(value.strip())
+    if not name:
+        raise UserError(f"patch {spec!r}: missing patch name")
+    return name, options
+
+
+def _typed(value: str) -> Any:
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value
+
+
+def _check_patch_options(fn: Any, name: str, plugin: str, model: Any, options: dict[str, Any]) -> None:
+    """Bind the options to the patch's signature before calling it (as create_model does for builders),
+    so a wrong option is one line naming the accepted ones, and a TypeError inside the patch stays a bug."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # no introspectable signature (a C callable): the call decides
+        return
+    params = list(signature.parameters.values())[1:]  # the first takes the model
+    accepted = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    try:
+        signature.bind(model, **options)
+    except TypeError as exc:
+        unknown = [key for key in options if key not in accepted]
+        if unknown and not any(p.kind is p.VAR_KEYWORD for p in params):
+            problem = f"does not take the option{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))}"
+        else:
+            problem = f"rejected its options: {exc}"
+        raise UserError(f"patch {name!r} (plugin {plugin!r}) {problem} (accepted: {', '.join(accepted) or 'none'})") from None
+
+
+def _call_plugin_code(fn: Any, what: str, *args: Any, **kwargs: Any) -> Any:
+    """Call a builder or patch; an unexpected exception becomes one BuildError line (the original
+    is its ``__cause__``, shown by ``zoo --debug``). zoo's own errors pass through unchanged."""
+    try:
+        return fn(*args, **kwargs)
+    except ZooError:
+        raise
+    except (Exception, SystemExit) as exc:  # sys.exit() in a builder must not end zoo silently
+        raise BuildError(f"{what} raised {plugins.describe_error(exc)}") from exc
+
+
+def _prepare_patch(spec: str) -> tuple[Any, str, str, str, dict[str, Any]]:
+    """Resolve ``spec`` and check its options, before any model is built: ``(fn, name, plugin, ref, options)``."""
+    name, options = parse_patch(spec)
+    patches = lookup.hook_entries("zoo_patches")
+    if name not in patches:
+        raise UnknownPatch(name, patches)
+    plugin_name, ref = patches[name]
+    fn = plugins.resolve(ref, plugin_name)
+    _check_patch_options(fn, name, plugin_name, object(), options)  # binding ignores the model's type
+    return fn, name, plugin_name, ref, options
+
+
+def check_patch(spec: str) -> None:
+    """Refuse a bad ``--patch`` before anything is built: an unknown patch, bad syntax, or options the
+    patch does not take (:class:`UserError`, one line naming the accepted options)."""
+    _prepare_patch(spec)
+
+
+def apply_patch(model: nn.Module, spec: str, model_name: str | None = None) -> nn.Module:
+    """Apply a plugin's model patch (e.g. ``tome:r=13``) to ``model``.
+
+    :raises UserError: an unknown patch, or an option the patch does not take (naming the ones it does).
+    :raises BuildError: the patch raised; the message names the model, the patch and its plugin.
+    """
+    fn, name, plugin_name, ref, options = _prepare_patch(spec)
+    what = f"model {model_name!r}: " if model_name else ""
+    return _call_plugin_code(fn, f"{what}patch {name!r} (plugin {plugin_name!r}, {ref})", model, **options)
+
+
+def create_model(
+    name: str,
+    pretrained: bool = False,
+    *,
+    checkpoint: str | Path | None = None,
+    patch: str | None = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """Build the model of card ``name``, in eval mode.
+
+    :param pretrained: load the card's weights (downloaded and verified on first use).
+    :param checkpoint: load this local file instead (``.safetensors``, ``.pth``, ``.pth.tar``, ``.pt``, ``.bin``).
+    :param patch: a model patch applied after loading, ``"NAME:k=v,..."``; the card's own
+        ``patch:`` is applied first.
+    :param kwargs: passed to the builder (e.g. ``num_classes``).
+    :raises BuildError: the builder or a patch raised (one line naming model, plugin and builder).
+    """
+    card = lookup.get_card(name)
+    builder = get_builder(card)
+    specs = [spec for spec in (card.patch, patch) if spec]
+    for spec in specs:  # a wrong --patch is refused before the (possibly slow) build
+        _prepare_patch(spec)
+    kwargs.setdefault("num_classes", card.num_classes)
+    try:  # check the arguments first, so a TypeError raised inside the builder stays a visible bug
+        inspect.signature(builder).bind(**kwargs)
+    except TypeError as exc:
+        raise BuildError(f"model {card.name!r}: builder {card.builder!r} rejected its arguments: {exc}") from None
+    except ValueError:  # no introspectable signature (a C callable): let the call itself decide
+        pass
+    model = _call_plugin_code(builder, f"model {card.name!r}: builder {card.builder!r} of plugin {card.plugin!r}", **kwargs)
+    if checkpoint is not None or pretrained:
+        from zoo import weights
+
+        weights.load_into(model, card, checkpoint=checkpoint)
+    for spec in specs:
+        model = apply_patch(model, spec, card.name)
+    from zoo.models.datacfg import apply_card_cfg
+
+    return apply_card_cfg(model, card).eval()

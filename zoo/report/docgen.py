@@ -1,0 +1,113 @@
+"""Generated parts of docs/plugins.md: the hook reference and the card reference.
+
+Both come from the code (the hookspec docstrings and the card dataclasses with their field
+comments), so they cannot drift; ``tests/test_docs.py`` fails when the page is stale.
+
+    python -m zoo.report.docgen            # rewrite the generated blocks of docs/plugins.md in place
+    python -m zoo.report.docgen --check    # exit 1 if they are stale
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import re
+import sys
+import typing
+from pathlib import Path
+
+from zoo.registry import cards, hookspecs
+
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "plugins.md"
+BLOCK = re.compile(r"(<!-- BEGIN GENERATED: (\w+) -->\n)(.*?)(<!-- END GENERATED: \2 -->)", re.S)
+
+
+def hook_names() -> list[str]:
+    return [name for name, fn in vars(hookspecs).items() if name.startswith("zoo_") and callable(fn)]
+
+
+def hook_reference() -> str:
+    parts = []
+    for name in hook_names():
+        fn = getattr(hookspecs, name)
+        opts = getattr(fn, "zoo_spec", {}) or {}
+        signature = f"{name}{inspect.signature(fn)}".replace("'", "")
+        kind = "firstresult: the first non-None answer wins" if opts.get("firstresult") else "1:N: every plugin answers"
+        doc = inspect.cleandoc(fn.__doc__ or "")
+        parts.append(f"### `{signature}`\n\n*{kind}*\n\n{doc}\n")
+    return "\n".join(parts)
+
+
+_FIELD_LINE = re.compile(r"^\s+(\w+): .*?(?:#\s*(.*))?$")
+
+
+def _field_comments(cls: type) -> dict[str, str]:
+    comments = {}
+    for line in inspect.getsource(cls).splitlines():
+        match = _FIELD_LINE.match(line)
+        if match and match.group(2):
+            comments[match.group(1)] = match.group(2).strip()
+    return comments
+
+
+def _type_text(tp: object) -> str:
+    text = str(tp).replace("typing.", "").replace("collections.abc.", "").replace("zoo.registry.cards.", "")
+    text = re.sub(r"<class '([\w.]+)'>", lambda m: m.group(1).rsplit(".", 1)[-1], text)
+    return text.replace("|", "\\|")  # a pipe would end the table cell
+
+
+def card_reference() -> str:
+    sections = [
+        ("Paper (under `papers:`, keyed by paper name)", cards.Paper, {"key"}),
+        ("Model card (under `models:`, keyed by model name)", cards.Card, {"name", "source"}),
+        ("`preprocess:`", cards.Preprocess, set()),
+        ("`weights:` (a list; sources are tried in order)", cards.WeightSource, set()),
+        ("`reported:`", cards.Reported, {"metrics"}),
+    ]
+    out = []
+    for title, cls, skip in sections:
+        hints = typing.get_type_hints(cls)
+        comments = _field_comments(cls)
+        rows = ["| field | type | required / default | meaning |", "|---|---|---|---|"]
+        for f in dataclasses.fields(cls):
+            if f.name in skip:
+                continue
+            if f.default is not dataclasses.MISSING:
+                default = "optional" if f.default in (None, ()) else f"default `{f.default}`"
+            elif f.default_factory is not dataclasses.MISSING:
+                default = "optional"
+            else:
+                default = "**required**"
+            rows.append(f"| `{f.name}` | `{_type_text(hints[f.name])}` | {default} | {comments.get(f.name, '')} |")
+        out.append(f"#### {title}\n\n" + "\n".join(rows) + "\n")
+    out.append(
+        "Any other key under `reported:` is a dataset name mapping metric names to numbers, e.g.\n"
+        "`imagenet: {top1: 84.2, top5: 96.8}`. `throughput` needs `value` and `device`; `latency` is one\n"
+        "such mapping or a list of them. Mean/std presets: "
+        + ", ".join(f"`{name}`" for name in cards.MEAN_STD_PRESETS)
+        + f". Interpolations: {', '.join(cards.INTERPOLATIONS)}. Crop modes: {', '.join(cards.CROP_MODES)}.\n"
+    )
+    return "\n".join(out)
+
+
+GENERATORS = {"hooks": hook_reference, "cards": card_reference}
+
+
+def render(text: str) -> str:
+    return BLOCK.sub(lambda m: m.group(1) + GENERATORS[m.group(2)]() + m.group(4), text)
+
+
+def main(argv: list[str]) -> int:
+    text = PAGE.read_text()
+    new = render(text)
+    if "--check" in argv:
+        if new != text:
+            print(f"{PAGE} is stale: run python -m zoo.report.docgen", file=sys.stderr)
+            return 1
+        return 0
+    PAGE.write_text(new)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,203 @@
+"""The trade-off scatter the papers draw: accuracy against speed or cost, one point per model.
+
+Points come from the cards (``source="reported"``) or from measurements (``source="measured"``:
+params and MACs counted now, throughput/latency from ``zoo bench`` runs recorded in
+``$ZOO_HOME/bench.jsonl``, accuracy from ``$ZOO_HOME/results.jsonl``). matplotlib is optional
+(``pip install 'zoo-core[plot]'``); everything but drawing works without it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import NotInstalled, UserError
+from zoo.registry import lookup
+from zoo.registry.cards import Card
+
+X_AXES = {  # name -> (label, higher is better)
+    "throughput": ("throughput (img/s)", True),
+    "latency": ("latency (ms)", False),
+    "gmacs": ("MACs (G)", False),
+    "params": ("parameters (M)", False),
+}
+Y_AXES = {"top1": ("ImageNet top-1 (%)", True)}
+SOURCES = ("reported", "measured")
+
+
+@dataclass(frozen=True)
+class Point:
+    model: str
+    paper: str
+    x: float
+    y: float
+    hardware: str | None = None  # device of a speed figure
+
+
+def bench_path() -> Path:
+    from zoo.paths import zoo_home
+
+    return zoo_home() / "bench.jsonl"
+
+
+def record_bench(result: dict[str, Any], path: str | Path | None = None) -> Path:
+    """Append one ``zoo bench`` result to the bench log (measured numbers never go into cards): a
+    complete, fsync'd line or :class:`zoo.records.results.ResultsWriteError`, as for eval results."""
+    from zoo.records.results import append_jsonl
+
+    return append_jsonl(Path(path) if path is not None else bench_path(), result, sort_keys=True)
+
+
+def load_bench(path: str | Path | None = None) -> dict[str, dict[str, Any]]:
+    """The latest bench result per model."""
+    path = Path(path) if path is not None else bench_path()
+    latest: dict[str, dict[str, Any]] = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict) and isinstance(row.get("model"), str):
+                latest[row["model"]] = row
+    return latest
+
+
+def _reported_x(card: Card, x: str) -> tuple[float | None, str | None]:
+    r = card.reported
+    if r is None:
+        return None, None
+    if x == "params":
+        return r.params_m, None
+    if x == "gmacs":
+        return r.gmacs, None
+    if x == "throughput":
+        return (float(r.throughput["value"]), str(r.throughput["device"])) if r.throughput else (None, None)
+    if r.latency:
+        return float(r.latency[0]["value"]), str(r.latency[0]["device"])
+    return None, None
+
+
+def _measured_x(card: Card, x: str, bench: dict[str, dict[str, Any]]) -> tuple[float | None, str | None]:
+    row = bench.get(card.name)
+    if x in ("params", "gmacs"):
+        if row is not None:
+            return row["params_m" if x == "params" else "gmacs"], None
+        from zoo.measure.bench import static_counts
+
+        counts = static_counts(card.name)
+        return (counts["params"] / 1e6 if x == "params" else counts["macs"] / 1e9), None
+    if row is None:
+        return None, None
+    if x == "throughput":
+        return row.get("throughput_img_s"), row.get("device")
+    latency = row.get("latency_ms") or {}
+    return latency.get("median"), row.get("device")
+
+
+def collect_points(
+    x: str = "gmacs",
+    y: str = "top1",
+    source: str = "reported",
+    task: str | None = None,
+    names: list[str] | None = None,
+    dataset: str = "imagenet",
+) -> list[Point]:
+    """One point per card that has both coordinates; the others are left out."""
+    if x not in X_AXES:
+        raise UserError(f"--x: expected one of {', '.join(X_AXES)}, got {x!r}")
+    if y not in Y_AXES:
+        raise UserError(f"--y: expected one of {', '.join(Y_AXES)}, got {y!r}")
+    if source not in SOURCES:
+        raise UserError(f"--source: expected one of {', '.join(SOURCES)}, got {source!r}")
+    cat = lookup.catalog()
+    cards = [cat.get(n) for n in names] if names else cat.select(task=task)
+    if source == "measured":
+        from zoo.claims.verify import load_results
+        from zoo.errors import ZooError
+
+        results, bench = load_results(), load_bench()
+    points = []
+    for card in cards:
+        if source == "reported":
+            xv, hw = _reported_x(card, x)
+            yv = card.reported.metrics.get(dataset, {}).get(y) if card.reported else None
+        else:
+            row = results.get((card.name, dataset), {})
+            yv = row.get(y)
+            if yv is None:
+                continue  # no eval yet: skip before paying for a build
+            try:
+                xv, hw = _measured_x(card, x, bench)
+            except ZooError:  # not installed / cannot build: no measured point
+                continue
+        if xv is not None and yv is not None:
+            points.append(Point(card.name, card.paper, float(xv), float(yv), hw))
+    return points
+
+
+def pareto_front(points: list[Point], x_higher_better: bool) -> list[Point]:
+    """Points no other point beats on both axes (y is always higher-better), sorted by x."""
+    def better_or_equal(a: Point, b: Point) -> bool:
+        return (a.x >= b.x if x_higher_better else a.x <= b.x) and a.y >= b.y
+
+    front = [p for p in points
+             if not any(better_or_equal(q, p) and (q.x, q.y) != (p.x, p.y) for q in points)]
+    return sorted(front, key=lambda p: p.x)
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+    except ImportError:
+        raise NotInstalled("zoo plot needs matplotlib, which is not installed: pip install 'zoo-core[plot]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot(
+    output: str | Path,
+    *,
+    x: str = "gmacs",
+    y: str = "top1",
+    source: str = "reported",
+    task: str | None = None,
+    names: list[str] | None = None,
+) -> dict[str, Any]:
+    """Draw the scatter to ``output`` (.png, .svg or .pdf); returns the points and the front."""
+    output = Path(output)
+    if output.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise UserError(f"-o {output}: expected a .png, .svg or .pdf file name")
+    plt = _pyplot()  # fail on a missing matplotlib before any build
+    points = collect_points(x, y, source, task, names)
+    if not points:
+        raise UserError(f"nothing to plot: no card has both {x} and {y} ({source} figures"
+                        + (f", task {task}" if task else "") + ")")
+    front = pareto_front(points, X_AXES[x][1])
+    fig, ax = plt.subplots(figsize=(8, 6))
+    papers = sorted({p.paper for p in points})
+    for paper in papers:
+        group = [p for p in points if p.paper == paper]
+        ax.scatter([p.x for p in group], [p.y for p in group], label=paper, s=28)
+        for p in group:
+            ax.annotate(p.model, (p.x, p.y), textcoords="offset points", xytext=(4, 3), fontsize=7)
+    ax.plot([p.x for p in front], [p.y for p in front], "k--", linewidth=1, label="Pareto front")
+    hardware = sorted({p.hardware for p in points if p.hardware})
+    title = f"{Y_AXES[y][0]} vs {X_AXES[x][0]} ({source})"
+    if len(hardware) > 1:
+        title += f"\nmixed hardware: {', '.join(hardware)}"
+    elif hardware:
+        title += f" on {hardware[0]}"
+    ax.set(xlabel=X_AXES[x][0], ylabel=Y_AXES[y][0], title=title)
+    if x in ("gmacs", "params", "throughput") and max(p.x for p in points) > 20 * min(p.x for p in points):
+        ax.set_xscale("log")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(output, bbox_inches="tight")
+    plt.close(fig)
+    return {"output": str(output), "points": [vars(p) for p in points], "front": [p.model for p in front]}

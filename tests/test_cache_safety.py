@@ -17,6 +17,7 @@ import torch
 from click.testing import CliRunner
 
 import zoo
+import zoo.api  # noqa: F401  (the tests below use zoo.api.get_card; run alone, nothing else imports it)
 from zoo import weights
 from zoo.cli import cli
 from zoo.weights import cache
@@ -439,3 +440,28 @@ def test_a_full_disk_during_cache_add_names_zoo_home_and_leaves_nothing(env, tmp
     line = error_line(result)
     assert line.startswith(f"Error: ZOO_HOME {home()} ") and "space" in line, line
     assert not [p for p in (home() / "weights").rglob("*") if p.is_file()], "a fragment was left in the cache"
+
+
+def test_import_bundle_checks_the_header_against_the_shapes_its_caller_gives(env, tmp_path):
+    """The weights layer builds no model (#11 layering): the caller names the tensors a bundle entry must hold."""
+    env.cards(drive={"weights_note": "x"})
+    body = safetensors_bytes({"w": torch.zeros(2, 3)})
+    item = entry_of("drive", body)
+    bundle = bundle_of(tmp_path, "b.tar", {"format": 1, "entries": [item]},
+                       {f"weights/drive/{item['key']}.safetensors": body})
+    with pytest.raises(zoo.errors.WeightsError, match=r"1 differently shaped tensors, e.g. 'w'\); nothing imported"):
+        weights.import_bundle(bundle, shapes_of=lambda card: {"w": (3, 2)})
+    assert cache.entries() == []
+    asked = []
+    [entry] = weights.import_bundle(bundle, shapes_of=lambda card: asked.append(card.name) or {"w": (2, 3)})
+    assert asked == ["drive"] and entry.model == "drive"
+
+
+def test_the_weights_layer_never_imports_the_models_layer():
+    import grimp
+
+    graph = grimp.build_graph("zoo")
+    upward = sorted((module, imported) for module in graph.find_children("zoo.weights") | {"zoo.weights"}
+                    for imported in graph.find_modules_directly_imported_by(module)
+                    if imported.split(".")[:2] in (["zoo", "models"], ["zoo", "eval"], ["zoo", "cli"]))
+    assert upward == []

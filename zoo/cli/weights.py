@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from zoo.errors import UnknownModel, WeightsError
+from zoo.errors import UnknownModel, WeightsError, first_line
 from zoo.registry import lookup
 from zoo.report import render
+
+if TYPE_CHECKING:
+    from zoo.registry.cards import Card
 
 
 def _model_name(name: str) -> str:
@@ -192,7 +196,7 @@ def cache_import_command(bundle: Path) -> None:
     """
     from zoo import weights
 
-    for entry in weights.import_bundle(bundle):
+    for entry in weights.import_bundle(bundle, shapes_of=_builder_shapes):
         click.echo(f"{entry.model}: imported {entry.manifest.get('file')} (sha256 {entry.sha256[:12]}, "
                    f"origin {entry.origin})")
 
@@ -224,3 +228,17 @@ def cache_add_command(name: str, file: Path) -> None:
         click.echo(f"note: {file.name} is not the card's own file (its sha256 is none the card states), so "
                    f"pretrained=True keeps using the card's sources; evaluate it with --checkpoint {entry.path}",
                    err=True)
+
+
+def _builder_shapes(card: Card) -> dict[str, tuple[int, ...]]:
+    """The names and shapes of ``card``'s builder (built on the meta device): what a bundle entry must hold."""
+    from zoo.models import build
+    from zoo.models.lightbuild import light_build
+
+    try:
+        with light_build():
+            model = build.create_model(card.name, pretrained=False)
+    except Exception as exc:  # a builder that cannot run here: say so, import nothing
+        raise WeightsError(f"bundle entry for {card.name!r}: cannot build the model to check its tensors "
+                           f"({type(exc).__name__}: {first_line(exc)}); nothing imported") from None
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}

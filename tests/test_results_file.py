@@ -11,15 +11,21 @@ from pathlib import Path
 
 import pytest
 
-from zoo.records import results
-from zoo.records.results import ResultsError, ResultsWriteError, append, append_jsonl, read, scan
-from zoo.report import plot
+from zoo.records import read_results, results, store
+from zoo.records.results import ResultsError, ResultsWriteError, append_jsonl
+from zoo.records.store import append, from_json, scan
 
 GOOD = {"model": "deit-t", "dataset": "imagenet", "top1": 72.2, "top5": 91.1, "images": 50000, "time": "t0"}
 
 
 def record(i: int) -> dict:
     return {**GOOD, "top1": float(i), "time": f"t{i}"}
+
+
+def R(line: dict):  # noqa: N802 (the Result a zoo 0.1 line migrates to)
+    result = from_json(line)
+    assert result is not None, line
+    return result
 
 
 def lines(path: Path) -> list[str]:
@@ -66,7 +72,8 @@ def test_short_writes_are_continued_until_the_whole_line_is_written(path, monkey
     big = {**record(2), "notes": "x" * 200_000}
     append(big)
     assert disk.calls > 10  # many short writes...
-    assert [json.loads(line) for line in lines(path) if line] == [record(1), big]  # ...one complete line
+    assert [from_json(json.loads(line)) for line in lines(path) if line] == [R(record(1)), R(big)]  # ...one complete line
+    assert json.loads(lines(path)[1])["details"] == {"notes": "x" * 200_000}
 
 
 def test_a_full_disk_leaves_no_fragment_and_says_so_in_one_line(path, monkeypatch):
@@ -80,7 +87,7 @@ def test_a_full_disk_leaves_no_fragment_and_says_so_in_one_line(path, monkeypatc
     assert path.read_bytes() == before  # cut back: no half record for the next one to be glued onto
     monkeypatch.setattr(os, "write", disk.real_write)
     append(record(3))
-    assert scan() == ([record(1), record(3)], 0)
+    assert scan() == ([R(record(1)), R(record(3))], 0)
 
 
 def test_a_failing_fsync_cuts_the_record_back(path, monkeypatch):
@@ -104,8 +111,8 @@ def test_a_fragment_at_the_end_of_the_file_does_not_swallow_the_next_record(path
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(record(1)) + "\n" + '{"model": "deit-t", "data')  # crash of an older zoo
     append(record(2))
-    assert lines(path)[-2:] == [json.dumps(record(2)), ""]
-    assert scan() == ([record(1), record(2)], 1)
+    assert lines(path)[-2:] == [json.dumps(R(record(2)).to_json()), ""]
+    assert scan() == ([R(record(1)), R(record(2))], 1)
 
 
 def test_a_read_only_home_is_one_line_and_creates_nothing(tmp_path, monkeypatch):
@@ -152,7 +159,7 @@ def test_concurrent_appends_never_interleave(path):
     for t in threads:
         t.join()
     found, skipped = scan()
-    assert skipped == 0 and sorted(r["top1"] for r in found) == sorted(float(k * 1000 + i) for k in range(4) for i in range(100))
+    assert skipped == 0 and sorted(r.metrics["top1"] for r in found) == sorted(float(k * 1000 + i) for k in range(4) for i in range(100))
 
 
 def test_only_dicts_are_records(path):
@@ -165,18 +172,20 @@ def test_only_dicts_are_records(path):
 
 
 def test_bench_records_use_the_checked_append(monkeypatch):
-    bench = plot.bench_path()
-    plot.record_bench({"model": "a", "device": "cpu", "throughput_img_s": 10.0})
+    bench = store.bench_path()
+    store.append_bench({"model": "a", "device": "cpu", "throughput_img_s": 10.0})
     before = bench.read_bytes()
     disk = FlakyDisk(monkeypatch, bench, fail_after=60)
     with pytest.raises(ResultsWriteError, match=f"could not append to {bench}: No space left on device"):
-        plot.record_bench({"model": "b", "device": "cpu", "throughput_img_s": 20.0, "pad": "z" * 500})
+        store.append_bench({"model": "b", "device": "cpu", "throughput_img_s": 20.0, "pad": "z" * 500})
     assert bench.read_bytes() == before
     monkeypatch.setattr(os, "write", disk.real_write)
     bench.write_bytes(before + b'{"model": "c"')  # a fragment
-    plot.record_bench({"model": "d", "device": "cpu", "throughput_img_s": 30.0})
-    assert set(plot.load_bench()) == {"a", "d"}
-    assert bench.read_bytes().endswith(b'{"model": "c"\n{"device": "cpu", "model": "d", "throughput_img_s": 30.0}\n')
+    store.append_bench({"model": "d", "device": "cpu", "throughput_img_s": 30.0})
+    assert set(store.latest_bench()) == {"a", "d"}
+    d = store.bench_result({"model": "d", "device": "cpu", "throughput_img_s": 30.0})
+    assert d.kind == "bench" and d.metrics == {"throughput_img_s": 30.0} and d.device == "cpu"
+    assert bench.read_bytes().endswith(b'{"model": "c"\n' + json.dumps(d.to_json()).encode() + b"\n")
 
 
 # -- reading ------------------------------------------------------------------------------------------------
@@ -209,16 +218,18 @@ def test_undecodable_and_wrongly_typed_lines_are_skipped_and_counted(path):
     body = [json.dumps(fine[0]).encode(), *BAD_LINES[:8], json.dumps(fine[1]).encode(), *BAD_LINES[8:], b"", b"  ",
             json.dumps(fine[2]).encode()]
     path.write_bytes(b"\n".join(body) + b"\n")
-    assert scan() == (fine, len(BAD_LINES))
-    assert read() == fine
-    assert read(model="deit-t", dataset="imagenet") == [fine[0], fine[2]]
-    assert scan(dataset="imagenet-v2") == ([fine[1]], len(BAD_LINES))  # skipped counts the whole file
+    assert scan() == ([R(f) for f in fine], len(BAD_LINES))
+    assert read_results() == ([R(f) for f in fine], len(BAD_LINES))
+    assert read_results(model="DeiT-T", dataset="imagenet")[0] == [R(fine[0]), R(fine[2])]
+    assert read_results(dataset="imagenet-v2") == ([R(fine[1])], len(BAD_LINES))  # skipped counts the whole file
+    assert results.read(model="deit-t", dataset="imagenet") == [R(fine[0]).flat(), R(fine[2]).flat()]  # the old view
+    assert results.read()[0]["top1"] == 1.0 and results.read()[0]["time"] == "t1"
     assert results.skipped_note(len(BAD_LINES)) == f"skipped {len(BAD_LINES)} unreadable line(s) in {path}"
     assert results.skipped_note(0) is None
 
 
 def test_a_missing_file_is_empty_and_an_unreadable_one_is_one_line(path):
-    assert scan() == ([], 0) and read() == []
+    assert scan() == ([], 0) and read_results() == ([], 0)
     path.mkdir(parents=True)
     with pytest.raises(ResultsError, match=r"^cannot read .*results.jsonl: it is a directory$"):
         scan()

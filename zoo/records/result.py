@@ -12,7 +12,7 @@ when read (:func:`zoo.records.results.from_json`); nothing rewrites the file.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 SCHEMA = 2  #: the version written now; 1 = the flat classification lines of zoo 0.1
@@ -56,3 +56,22 @@ class Result:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    def flat(self) -> dict[str, Any]:
+        """The record as one flat dict in the shape zoo 0.1 wrote (``top1`` beside ``model``,
+        ``preprocess`` at the top), for ``zoo results`` and callers not yet switched to Result:
+        ``model``, ``dataset``, ``precision`` and every field that is not at its default (a schema-1
+        line reads back as it was written, less its null fields), then metrics, details and the
+        protocol's entries (an earlier one wins a name)."""
+        out: dict[str, Any] = {"model": self.model, "dataset": self.dataset, "precision": self.precision}
+        for f in fields(self):
+            if f.name in out or f.name in ("metrics", "details", "protocol", "schema"):
+                continue
+            default = f.default_factory() if f.default_factory is not MISSING else f.default
+            value = getattr(self, f.name)
+            if value != default:
+                out[f.name] = value
+        for part in (self.metrics, self.details, self.protocol):
+            for key, value in part.items():
+                out.setdefault(key, value)
+        return out

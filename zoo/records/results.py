@@ -1,5 +1,8 @@
 """The results file: one JSON object per ``zoo eval`` run, appended to ``<zoo home>/results.jsonl``.
 
+This module holds the file mechanics (the atomic append, the errors, the schema-1 field check);
+:mod:`zoo.records.store` is the one writer and reader of :class:`~zoo.records.result.Result` lines.
+
 Append-only: a run never rewrites earlier lines. Every append is complete or absent: it is written
 in full (short writes are continued), fsync'd, and on any failure the file is cut back to its
 length before the append, so no fragment is left for the next record to be glued onto. A line that
@@ -46,9 +49,12 @@ def results_path() -> Path:
     return zoo_home() / "results.jsonl"
 
 
-def append(record: dict[str, Any], path: Path | None = None) -> Path:
-    """Append one eval ``record`` to the results file; raises :class:`ResultsWriteError`."""
-    return append_jsonl(path or results_path(), record)
+def append(record: Any, path: Path | None = None) -> Path:
+    """Append one eval record (a :class:`~zoo.records.result.Result`, or a zoo 0.1 dict, migrated) to
+    the results file: :func:`zoo.records.store.append`, the one writer. Raises :class:`ResultsWriteError`."""
+    from zoo.records import store
+
+    return store.append(record, path)
 
 
 def append_jsonl(path: str | Path, record: dict[str, Any], *, sort_keys: bool = False) -> Path:
@@ -147,39 +153,19 @@ def valid(record: Any) -> bool:
 
 def scan(path: Path | None = None, *, model: str | None = None,
          dataset: str | None = None) -> tuple[list[dict[str, Any]], int]:
-    """Every valid record (oldest first, filtered by exact model and dataset names) and how many
-    non-blank lines were skipped as undecodable or wrongly typed (filtered-out records are not
-    counted). Raises :class:`ResultsError` when the file exists but cannot be read."""
-    path = path or results_path()
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except FileNotFoundError:
-        return [], 0
-    except IsADirectoryError:
-        raise ResultsError(f"cannot read {path}: it is a directory") from None
-    except OSError as exc:
-        raise ResultsError(f"cannot read {path}: {exc.strerror or exc}") from None
-    records, skipped = [], 0
-    for raw in data.split(b"\n"):
-        if not raw.strip():
-            continue
-        try:
-            record = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            skipped += 1
-            continue
-        if not valid(record):
-            skipped += 1
-            continue
-        if (model is None or record["model"] == model) and (dataset is None or record["dataset"] == dataset):
-            records.append(record)
-    return records, skipped
+    """Deprecated flat view of :func:`zoo.records.store.scan` (the one reader): every record as
+    :meth:`Result.flat <zoo.records.result.Result.flat>` (oldest first, filtered by exact model and
+    dataset names) and how many non-blank lines were skipped (filtered-out records are not counted).
+    For callers not yet switched to Result; raises :class:`ResultsError` when the file cannot be read."""
+    from zoo.records import store
+
+    records, skipped = store.scan(path, kind="eval")
+    return [r.flat() for r in records
+            if (model is None or r.model == model) and (dataset is None or r.dataset == dataset)], skipped
 
 
 def read(model: str | None = None, dataset: str | None = None, path: Path | None = None) -> list[dict[str, Any]]:
-    """Every recorded run, oldest first, filtered by exact model and dataset names (see :func:`scan`
-    for how many lines were skipped)."""
+    """Deprecated: every recorded run as a flat dict, oldest first (see :func:`scan`)."""
     return scan(path, model=model, dataset=dataset)[0]
 
 

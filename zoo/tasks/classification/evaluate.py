@@ -1,7 +1,9 @@
 """The image-classification eval hook: top-1/top-5 of a model on an :class:`~zoo.tasks.classification.data.EvalSet`.
 
 Registered by the core through ``zoo_tasks`` as ``image-classification``. Called as
-``evaluate(model, card, dataset, options)``; returns a dict of metrics. It does what timm's
+``evaluate(model, card, dataset, options, runtime)`` (options: :class:`ClassificationOptions`, which
+already chose the ImageNet-C parts when the dataset was scanned; runtime: the shared
+:class:`~zoo.eval.runtime.Runtime`); returns a dict of metrics. It does what timm's
 ``validate.py`` does (same transforms, ``inference_mode``, ``topk``, no dropped last batch) with
 three differences: unreadable images are reported instead of replaced by the next one, batches
 travel as uint8 and are normalised on the device, and under ``torch.distributed`` each rank takes
@@ -10,17 +12,15 @@ a strided shard and the counts are summed (no sampler padding, so nothing is cou
 
 from __future__ import annotations
 
-import contextlib
-import sys
 import time
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from zoo.errors import DataError
 from zoo.eval import distributed
-from zoo.eval.runtime import Progress, resolve_device, resolve_precision
+from zoo.eval.runtime import Progress, Runtime, resolve_device, resolve_precision  # noqa: F401 (re-exported)
 from zoo.tasks.classification.data.loader import ImageDataset, make_loader, shard
 from zoo.tasks.classification.data.transforms import EvalPreprocess, EvalTransform, normalize, stats
 
@@ -29,47 +29,25 @@ if TYPE_CHECKING:
 
     from zoo.registry.cards import Card
     from zoo.tasks.classification.data.datasets import EvalSet
+    from zoo.tasks.classification.task import ClassificationOptions
 
 
-@dataclass
-class EvalOptions:
-    device: str = "auto"  #: auto | cpu | cuda | cuda:N
-    batch_size: int = 128
-    workers: int | None = None  #: decoding processes; None: min(8, CPUs)
-    amp: str | None = None  #: bf16 | fp16 | none; None: fp32 (autocast is opt-in)
-    channels_last: bool = True
-    compile: bool = False
-    threads: int | None = None  #: CPU only: torch intra-op threads; None: torch's default, as timm's validate.py
-    limit: int | None = None  #: first N samples in the fixed order (per part for ImageNet-C)
-    skip_bad_images: bool = False
-    progress: bool | None = None  #: None: when stderr is a terminal
-    predictions: bool = False  #: also return each sample's top-5 (tests, analysis)
-
-    @classmethod
-    def from_dict(cls, options: dict[str, Any]) -> EvalOptions:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in options.items() if k in known and v is not None})
-
-
-def _score(evalset: EvalSet, model: nn.Module, pre: EvalPreprocess, opts: EvalOptions, device: torch.device,
-           precision: str, rank: int, world: int) -> dict[str, Any]:
+def _score(evalset: EvalSet, model: nn.Module, pre: EvalPreprocess, opts: Runtime, device: torch.device,
+           rank: int, world: int) -> dict[str, Any]:
     indices = shard(len(evalset), rank, world)
     dataset = ImageDataset(evalset.samples, EvalTransform(pre), indices)
-    workers = opts.workers if opts.workers is not None else min(8, distributed.cpu_count())
-    loader = make_loader(dataset, opts.batch_size, workers, pin_memory=device.type == "cuda")
+    loader = make_loader(dataset, opts.batch_size, opts.num_workers(), pin_memory=device.type == "cuda")
     mean, std = stats(pre, device)
     subset = None if evalset.logit_indices is None else torch.tensor(evalset.logit_indices, device=device)
     multi = evalset.multi_labels
-    autocast = (torch.autocast(device.type, dtype={"bf16": torch.bfloat16, "fp16": torch.float16}[precision])
-                if precision != "fp32" else contextlib.nullcontext())
+    autocast = opts.autocast(device)
     counts = torch.zeros(4, dtype=torch.float64, device=device)  # top1 hits, top5 hits, scored, decoded
     bad: list[int] = []
     preds: dict[int, list[int]] = {}
     threads_before = torch.get_num_threads()
     if device.type == "cpu" and opts.threads:  # on a loaded machine fewer threads can be much faster
         torch.set_num_threads(opts.threads)
-    show = opts.progress if opts.progress is not None else sys.stderr.isatty()
-    progress = Progress(evalset.name, len(evalset), bool(show) and rank == 0)
+    progress = Progress(evalset.name, len(evalset), opts.show_progress() and rank == 0)
     start = time.perf_counter()
     with torch.inference_mode():
         for images, labels, index, ok in loader:
@@ -136,14 +114,19 @@ def _check_labels(evalset: EvalSet, card: Card) -> None:
                         f"{card.num_classes} outputs")
 
 
-def evaluate(model: nn.Module, card: Card, dataset: EvalSet, options: dict[str, Any]) -> dict[str, Any]:
-    """Top-1/top-5 of ``model`` on ``dataset`` (each part of it in turn, for ImageNet-C)."""
-    from zoo.eval.runtime import check_options
+def evaluate(model: nn.Module, card: Card, dataset: EvalSet, options: ClassificationOptions | None = None,
+             runtime: Runtime | None = None) -> dict[str, Any]:
+    """Top-1/top-5 of ``model`` on ``dataset`` (each part of it in turn, for ImageNet-C).
 
-    check_options(options)  # the same rules as `zoo eval`, for callers of the hook itself
-    opts = EvalOptions.from_dict(options)
-    device = resolve_device(opts.device)
-    precision = resolve_precision(opts.amp, device)
+    ``options`` are not read here: corruption and severity chose ``dataset``'s parts when it was
+    scanned. A caller of zoo 0.1's form, ``evaluate(model, card, dataset, {"device": ...})``, gets
+    its dict checked by :meth:`Runtime.from_options` (an unknown name is an error).
+    """
+    if isinstance(options, Mapping):  # zoo 0.1: the runtime options as a dict
+        runtime, options = Runtime.from_options(options), None
+    opts = runtime if runtime is not None else Runtime()
+    device = opts.torch_device()
+    precision = opts.precision(device)
     rank, world = distributed.rank(), distributed.world_size()
     pre = EvalPreprocess.from_card(card, dataset.name)
     parts = dataset.parts or [dataset]
@@ -154,7 +137,7 @@ def evaluate(model: nn.Module, card: Card, dataset: EvalSet, options: dict[str, 
         model = model.to(memory_format=torch.channels_last)
     if opts.compile:
         model = torch.compile(model)
-    results = [_score(part, model, pre, opts, device, precision, rank, world) for part in parts]
+    results = [_score(part, model, pre, opts, device, rank, world) for part in parts]
     out: dict[str, Any] = {
         "device": str(device) if world == 1 else f"{device.type} x{world}",
         "precision": precision,

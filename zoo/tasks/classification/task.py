@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from zoo.registry.tasks import Metric, Task
 
 
 @dataclass
 class ClassificationOptions:
-    """Options of `zoo eval` for image classification (one CLI option each)."""
+    """Options of `zoo eval` for image classification (one CLI option each).
 
-    corruption: str | None = None  #: ImageNet-C only: a corruption name, comma list or ``all``
-    severity: str | None = None  #: ImageNet-C only: 1-5, comma list or ``all``
+    ``metadata["dataset"]``: the option is handed to the dataset adapter (it chooses what is scanned).
+    """
+
+    corruption: str | None = field(default=None, metadata={
+        "help": "imagenet-c: a corruption name, comma list, or all (default).", "dataset": True})
+    severity: str | None = field(default=None, metadata={
+        "help": "imagenet-c: 1-5, comma list, or all (default).", "dataset": True})
 
 
 TASK = Task(
@@ -27,6 +32,9 @@ TASK = Task(
     options=ClassificationOptions,
     defaults={"input_size": (3, 224, 224), "num_classes": 1000},
     evaluate="zoo.tasks.classification.evaluate:evaluate",
+    example_inputs="zoo.tasks.classification.checks:example_inputs",
+    check_output="zoo.tasks.classification.checks:check_output",
     protocol="zoo.tasks.classification.protocol:protocol",
+    write_predictions="zoo.tasks.classification.checks:write_predictions",
     demo_data="zoo.tasks.classification.data.demo:make_demo_folder",
 )

@@ -47,6 +47,7 @@ class EvalSet:
     multi_labels: list[list[int]] | None = None  #: per sample, every correct label (ReaL)
     parts: list[EvalSet] = field(default_factory=list)  #: evaluated one by one (ImageNet-C)
     options: dict[str, Any] = field(default_factory=dict)  #: adapter options, for the record
+    label: str | None = None  #: how a run is recorded when not by the dataset's name (``folder:PATH``)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -190,7 +191,8 @@ def folder(root: str | Path, **options: Any) -> EvalSet:
     else:
         labels, space = list(range(len(folders))), None
     samples = _class_folder_samples(root, folders, labels, f"folder:{root}")
-    return EvalSet(name="folder", root=root, samples=samples, classes=folders, label_space=space)
+    return EvalSet(name="folder", root=root, samples=samples, classes=folders, label_space=space,
+                   label=f"folder:{root}")
 
 
 _GT_FILES = ("LOC_val_solution.csv", "val_labels.txt", "val.txt", "ground_truth.txt")

@@ -9,6 +9,9 @@ import pytest
 from zoo.errors import CardError
 from zoo.registry.cards import MEAN_STD_PRESETS, parse_document, read_yaml
 from zoo.registry.catalog import build_catalog
+from zoo.tasks.classification.task import TASK
+
+TASKS = {TASK.name: TASK}  # the installed tasks validate their cards' fields, as the catalog does
 
 PAPERS = """
 papers:
@@ -45,7 +48,7 @@ GOOD = """
 def load(tmp_path, body: str, name: str = "registry.yaml"):
     path = tmp_path / name
     path.write_text(PAPERS + "models:\n" + textwrap.dedent(body).strip("\n").replace("\n", "\n  ").join(["  ", "\n"]))
-    return path, parse_document(str(path), read_yaml(path))
+    return path, parse_document(str(path), read_yaml(path), tasks=TASKS)
 
 
 def test_good_card_parses_every_field(tmp_path):

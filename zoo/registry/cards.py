@@ -19,11 +19,14 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from zoo.errors import CardError
+from zoo.errors import CardError, UserError
+
+if TYPE_CHECKING:
+    from zoo.registry.tasks import Task
 
 MEAN_STD_PRESETS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
@@ -117,6 +120,12 @@ class WeightSource:
     revision: str | None = None  # hub revision (branch, tag or commit); default "main"
     sha256: str | None = None  # verified when present; a mismatch is an error
     origin: str | None = None  # where the official code names this file (repo:path)
+    # one builder, several weights (Mask2Former COCO vs ADE20K): a named entry may differ from the card in
+    # these; entries of the same name are mirrors of one file. Name every entry or none.
+    name: str | None = None  # e.g. "coco", "ade20k": create_model(card, weights="ade20k")
+    num_classes: int | None = None  # outputs of these weights' classifier, when not the card's
+    input_size: tuple[int, int, int] | None = None  # [C, H, W] these weights were evaluated at, when not the card's
+    preprocess: Preprocess | None = None  # the card's preprocess with these weights' fields written over it
 
     @property
     def kind(self) -> str:
@@ -149,6 +158,10 @@ class Reported:
     throughput: Mapping[str, Any] | None = None  # {value, unit, device, batch_size, precision}
     latency: tuple[Mapping[str, Any], ...] = ()  # [{value (ms), device, batch_size}]
     metrics: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # {dataset: {top1, ...}}
+    #: {dataset: {table: {row: {metric: figure}}}}: nested figures, e.g. per_category: {bottle: {image_auroc: 98.0}}
+    tables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: {dataset: {setting: value}}: what the figures were measured with, e.g. {conf_thres: 0.03, iou_thres: 0.65}
+    protocols: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     notes: str | None = None  # e.g. "distilled", "paper counts FLOPs as 2 x MACs"
     form: str | None = None  # params/MACs are of the "deploy" (branches folded) or the "train" model; default train
     other_weights: tuple[Mapping[str, Any], ...] = ()  # [{claim, value, source, why}]: figures of other weights, never judged
@@ -158,9 +171,32 @@ class Reported:
 
     def figures(self) -> list[tuple[str, str, str, Figure]]:
         """``(claim, dataset, metric, figure)`` for every reported metric, e.g.
-        ``("imagenet.top1", "imagenet", "top1", Figure(81.2))``; ``claim`` names it in verify's report."""
-        return [(f"{dataset}.{metric}", dataset, metric, value)
-                for dataset, values in self.metrics.items() for metric, value in values.items()]
+        ``("imagenet.top1", "imagenet", "top1", Figure(81.2))``; ``claim`` names it in verify's report.
+
+        Figures of nested tables follow their dataset's own, with the table path in the claim:
+        ``("mvtec-ad.per_category.bottle.image_auroc", "mvtec-ad", "image_auroc", Figure(98.0))``.
+        """
+        out = [(f"{dataset}.{metric}", dataset, metric, value)
+               for dataset, values in self.metrics.items() for metric, value in values.items()]
+        for dataset, tables in self.tables.items():
+            out += [(f"{dataset}.{path}", dataset, metric, value) for path, metric, value in _walk(tables)]
+        return out
+
+    def protocol(self, dataset: str) -> dict[str, Any]:
+        """The card's ``reported.<dataset>.protocol`` settings (a copy; ``{}`` when none are given)."""
+        return {key: list(value) if isinstance(value, (list, tuple)) else value
+                for key, value in self.protocols.get(dataset, {}).items()}
+
+
+def _walk(table: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str, Figure]]:
+    """``(dotted path, leaf metric, figure)`` of a nested table, in order."""
+    out: list[tuple[str, str, Figure]] = []
+    for key, value in table.items():
+        if isinstance(value, Mapping):
+            out += _walk(value, f"{prefix}{key}.")
+        else:
+            out.append((f"{prefix}{key}", key, value))
+    return out
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -170,8 +206,9 @@ class Card:
     task: str  # "image-classification", ...
     plugin: str  # entry-point name of the plugin that builds it
     builder: str  # plugin-local builder name
-    input_size: tuple[int, int, int] = (3, 224, 224)  # [C, H, W] the weights were evaluated at
-    num_classes: int = 1000  # outputs of the classifier the weights carry
+    # [C, H, W] the weights were evaluated at; None when neither the card nor its task's defaults give one
+    input_size: tuple[int, int, int] | None = None
+    num_classes: int | None = None  # outputs of the classifier the weights carry; None: no classifier (AnomalyCLIP)
     preprocess: Preprocess = field(default_factory=Preprocess)  # see `preprocess:` below
     weights: tuple[WeightSource, ...] = ()  # tried in order
     weights_note: str | None = None  # e.g. why there are none
@@ -182,10 +219,43 @@ class Card:
     deviations: Mapping[str, str] = field(default_factory=dict)  # claim -> why the code differs
     notes: str | None = None  # e.g. how these weights differ from the paper's row
     source: str = ""  # file the card came from (set by the loader)
+    #: task-owned fields (any other key of the entry), as the card's Task parsed them; raw when the task is
+    #: not installed (nothing validated them then)
+    fields: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def has_weights(self) -> bool:
         return bool(self.weights)
+
+    @property
+    def weights_names(self) -> tuple[str, ...]:
+        """Names of the card's weights (named entries), the default first; ``()`` when entries are unnamed."""
+        return tuple(dict.fromkeys(w.name for w in self.weights if w.name))
+
+    def for_weights(self, name: str | None = None) -> Card:
+        """The card as seen with its weights ``name``: only that entry's sources, and its ``num_classes``,
+        ``input_size`` and ``preprocess`` where it gives them. ``None``: the default (first) named weights,
+        or the card itself when its entries are unnamed.
+
+        :raises UserError: the card has no weights called ``name`` (the message lists the names).
+        """
+        names = self.weights_names
+        if name is None:
+            if not names:
+                return self
+            name = names[0]
+        if name not in names:
+            raise UserError(f"model {self.name!r} has no weights {name!r} "
+                            f"(its weights: {', '.join(names) or 'none named'})")
+        chosen = tuple(w for w in self.weights if w.name == name)
+        first = chosen[0]
+        return replace(
+            self,
+            weights=chosen,
+            num_classes=first.num_classes if first.num_classes is not None else self.num_classes,
+            input_size=first.input_size if first.input_size is not None else self.input_size,
+            preprocess=first.preprocess if first.preprocess is not None else self.preprocess,
+        )
 
     def preprocess_for(self, dataset: str | None) -> Preprocess:
         """The preprocessing that produced the card's claims on ``dataset``: ``preprocess`` merged with
@@ -201,12 +271,12 @@ class Card:
 class _Entry:
     """Field readers for one YAML entry, raising CardError located at path/entry/field."""
 
-    def __init__(self, path: str, entry: str, data: Any, allowed: set[str], prefix: str = "") -> None:
+    def __init__(self, path: str, entry: str, data: Any, allowed: set[str] | None, prefix: str = "") -> None:
         self.path, self.entry, self.prefix = path, entry, prefix
         if not isinstance(data, Mapping):
             self.fail("", f"expected a mapping, got {type(data).__name__}")
         self.data = dict(data)
-        unknown = sorted(set(self.data) - allowed)
+        unknown = sorted(map(str, set(self.data) - allowed)) if allowed is not None else []
         if unknown:
             self.fail(unknown[0], f"unknown field (allowed: {', '.join(sorted(allowed))})")
 
@@ -284,9 +354,12 @@ def _typename(types: type | tuple[type, ...]) -> str:
 
 
 _PAPER_FIELDS = {f.name for f in fields(Paper)} - {"key"}
-_CARD_FIELDS = {f.name for f in fields(Card)} - {"name", "source"}
+_CARD_FIELDS = {f.name for f in fields(Card)} - {"name", "source", "fields"}  # common to every task
 _PREPROCESS_FIELDS = {f.name for f in fields(Preprocess)}
 _WEIGHT_FIELDS = {f.name for f in fields(WeightSource)}
+_WEIGHT_LOCATION = {"hub", "url", "gdrive", "file", "revision", "sha256", "origin"}
+_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_+-]{0,127}$")  # a table row, metric or protocol setting
+MAX_TABLE_DEPTH = 3  # reported.<dataset>.<table>.<row>.<metric>: a table of tables at most
 _REPORTED_KNOWN = {"source", "params_m", "gmacs", "throughput", "latency", "notes", "form", "other_weights"}
 FORMS = ("deploy", "train")
 _OTHER_WEIGHTS_FIELDS = {"claim", "value", "source", "why"}
@@ -330,7 +403,7 @@ def crop_pct_for_resize(size: int, resize_size: int) -> float:
     raise ValueError(f"no crop_pct gives a resize to {resize_size} for size {size}")  # pragma: no cover
 
 
-def parse_preprocess(e: _Entry, input_size: tuple[int, ...] = (3, 224, 224), nested: bool = False) -> Preprocess:
+def parse_preprocess(e: _Entry, input_size: tuple[int, ...] | None = (3, 224, 224), nested: bool = False) -> Preprocess:
     """The card's ``preprocess:`` mapping (``nested``: a ``timm:``/``by_dataset:`` entry, already merged)."""
     default = Preprocess()
     interpolation = e.get("interpolation", str, default=default.interpolation)
@@ -344,6 +417,8 @@ def parse_preprocess(e: _Entry, input_size: tuple[int, ...] = (3, 224, 224), nes
     if resize_size is not None:
         if crop_pct is not None:
             e.fail("resize_size", "give crop_pct or resize_size, not both")
+        if input_size is None:
+            e.fail("resize_size", "needs the card's input_size (the crop size); use crop_pct")
         height, width = input_size[1], input_size[2]
         if height != width:
             e.fail("resize_size", f"needs a square input_size (got {height}x{width}); use crop_pct")
@@ -378,7 +453,7 @@ def parse_preprocess(e: _Entry, input_size: tuple[int, ...] = (3, 224, 224), nes
     )
 
 
-def _nested_preprocess(e: _Entry, name: str, values: Any, input_size: tuple[int, ...],
+def _nested_preprocess(e: _Entry, name: str, values: Any, input_size: tuple[int, ...] | None,
                        inherit_source: bool) -> Preprocess | None:
     """A partial ``preprocess`` mapping merged over the card's own values, validated as a whole."""
     if values is None:
@@ -397,8 +472,42 @@ def _nested_preprocess(e: _Entry, name: str, values: Any, input_size: tuple[int,
     return parse_preprocess(merged, input_size, nested=True)
 
 
-def parse_weight(e: _Entry) -> WeightSource:
-    values = {name: e.get(name, str) for name in _WEIGHT_FIELDS}
+def _input_size(e: _Entry, name: str, value: Any) -> tuple[int, int, int]:
+    if not isinstance(value, (list, tuple)) or len(value) != 3 \
+            or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 1 << 20 for v in value):
+        e.fail(name, f"expected [channels, height, width] as 3 positive integers, got {value!r}")
+    return tuple(value)  # type: ignore[return-value]
+
+
+def _num_classes(e: _Entry, name: str, value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        e.fail(name, f"expected a positive integer, got {_kind(value)} {value!r}")
+    return value
+
+
+def parse_weight(e: _Entry, card_preprocess: Mapping[str, Any] | None = None,
+                 card_input_size: tuple[int, int, int] | None = None) -> WeightSource:
+    """One ``weights:`` entry; ``card_preprocess`` is the card's raw ``preprocess:`` mapping, which an
+    entry's own ``preprocess:`` is written over (give only the fields that differ)."""
+    values: dict[str, Any] = {name: e.get(name, str) for name in _WEIGHT_LOCATION | {"name"}}
+    if values["name"] is not None and not NAME_RE.match(values["name"]):
+        e.fail("name", f"expected a weights name (lower case letters, digits, '.', '_', '-'), got {values['name']!r}")
+    if e.data.get("num_classes") is not None:
+        values["num_classes"] = _num_classes(e, "num_classes", e.data["num_classes"])
+    if e.data.get("input_size") is not None:
+        values["input_size"] = _input_size(e, "input_size", e.data["input_size"])
+    if e.data.get("preprocess") is not None:
+        own = e.sub("preprocess", _PREPROCESS_FIELDS)
+        if not own.data:
+            own.fail("", "expected the fields that differ from the card's preprocess, e.g. {crop_pct: 1.0}")
+        merged = {**(card_preprocess or {}), **own.data}
+        if "crop_pct" in own.data:  # one of the two sizes decides; the entry's wins
+            merged.pop("resize_size", None)
+        if "resize_size" in own.data:
+            merged.pop("crop_pct", None)
+        size = values.get("input_size") or card_input_size
+        values["preprocess"] = parse_preprocess(
+            _Entry(e.path, e.entry, merged, _PREPROCESS_FIELDS, prefix=own.prefix), size)
     where = [k for k in ("hub", "url", "gdrive") if values[k]]
     if len(where) != 1:
         e.fail("", f"expected exactly one of hub, url, gdrive; got {', '.join(where) or 'none'}")
@@ -430,17 +539,29 @@ def parse_reported(e: _Entry) -> Reported:
     if not isinstance(latency, list):
         e.fail("latency", "expected a mapping or a list of mappings")
     metrics: dict[str, dict[str, Figure]] = {}
+    tables: dict[str, dict[str, Any]] = {}
+    protocols: dict[str, dict[str, Any]] = {}
     for dataset, values in e.data.items():
         if dataset in _REPORTED_KNOWN:
             continue
         if not isinstance(values, Mapping) or not values:
-            e.fail(dataset, "expected a mapping of metric -> number (e.g. imagenet: {top1: 84.2})")
-        metrics[str(dataset)] = {}
+            e.fail(str(dataset), "expected a mapping of metric -> number (e.g. imagenet: {top1: 84.2})")
+        dataset = str(dataset)
+        metrics[dataset] = {}
         for metric, value in values.items():
-            try:
-                metrics[str(dataset)][str(metric)] = to_figure(value)
-            except ValueError as exc:
-                e.fail(f"{dataset}.{metric}", str(exc))
+            where = f"{dataset}.{metric}"
+            if metric == "protocol":
+                protocols[dataset] = _protocol(e, where, value)
+            elif isinstance(value, Mapping):
+                _check_key(e, where, metric)
+                tables.setdefault(dataset, {})[str(metric)] = _table(e, where, value, 1)
+            else:
+                try:
+                    metrics[dataset][str(metric)] = to_figure(value)
+                except ValueError as exc:
+                    e.fail(where, str(exc))
+        if not metrics[dataset] and dataset not in tables:
+            e.fail(dataset, "expected at least one figure beside protocol: (e.g. {box_ap: 52.8, protocol: {...}})")
     form = e.get("form", str)
     if form is not None and form not in FORMS:
         e.fail("form", f"expected one of {', '.join(FORMS)}, got {form!r}")
@@ -462,47 +583,124 @@ def parse_reported(e: _Entry) -> Reported:
         throughput=_speed(e, "throughput", throughput) if throughput is not None else None,
         latency=tuple(_speed(e, "latency", item) for item in latency),
         metrics=metrics,
+        tables=tables,
+        protocols=protocols,
         notes=e.get("notes", str),
     )
 
 
-def parse_card(path: str, name: str, data: Any, papers: Mapping[str, Paper]) -> Card:
-    e = _Entry(path, name, data, _CARD_FIELDS)
+def _check_key(e: _Entry, where: str, key: Any) -> None:
+    if not isinstance(key, str) or not _KEY_RE.match(key):
+        e.fail(where, f"expected a name of letters, digits, '_', '+' or '-' (at most 128), got {_kind(key)} {key!r}")
+
+
+def _table(e: _Entry, where: str, table: Mapping[Any, Any], depth: int) -> dict[str, Any]:
+    """A nested table of figures (``per_category: {bottle: {image_auroc: 98.0}}``), validated."""
+    if not table:
+        e.fail(where, "expected a table of figures, got an empty mapping")
+    if depth > MAX_TABLE_DEPTH:
+        e.fail(where, f"tables nest at most {MAX_TABLE_DEPTH} levels under a dataset")
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        _check_key(e, f"{where}.{key}", key)
+        if isinstance(value, Mapping):
+            out[key] = _table(e, f"{where}.{key}", value, depth + 1)
+        else:
+            try:
+                out[key] = to_figure(value)
+            except ValueError as exc:
+                e.fail(f"{where}.{key}", str(exc))
+    return out
+
+
+def _scalar(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, (str, int)) or value is None
+
+
+def _protocol(e: _Entry, where: str, value: Any) -> dict[str, Any]:
+    """``protocol:``: scalar settings (or lists of scalars) the figures were measured with, as plain JSON data."""
+    if not isinstance(value, Mapping) or not value:
+        e.fail(where, f"expected a mapping of settings (e.g. {{conf_thres: 0.03, iou_thres: 0.65}}), "
+                      f"got {_kind(value)} {value!r}"[:300])
+    out: dict[str, Any] = {}
+    for key, setting in value.items():
+        _check_key(e, f"{where}.{key}", key)
+        items = setting if isinstance(setting, list) else [setting]
+        if (isinstance(setting, list) and not setting) or not all(_scalar(item) for item in items):
+            e.fail(f"{where}.{key}", f"expected a number, string, bool or a non-empty list of them, "
+                                     f"got {_kind(setting)} {setting!r}"[:300])
+        plain = [float(item) if isinstance(item, float) else item for item in items]  # a Figure is a float here
+        out[key] = plain if isinstance(setting, list) else plain[0]
+    return out
+
+
+def parse_card(path: str, name: str, data: Any, papers: Mapping[str, Paper],
+               tasks: Mapping[str, Task] | None = None) -> Card:
+    """One model card. ``tasks`` (name -> installed :class:`~zoo.registry.tasks.Task`) lets the card's
+    task validate what it owns: its fields, its metric names, its defaults for ``input_size`` and
+    ``num_classes``. A card whose task is not in ``tasks`` keeps its other fields as written, unvalidated."""
+    e = _Entry(path, name, data, None)
     if not NAME_RE.match(name):
         e.fail("", "model names are lower case letters, digits, '.', '_' and '-'")
+    task_name = e.get("task", str, required=True)
+    task = (tasks or {}).get(task_name)
+    extra = {str(k): v for k, v in e.data.items() if k not in _CARD_FIELDS}
+    if task is not None:
+        declared = sorted(task.card_fields)
+        undeclared = sorted(set(extra) - set(declared))
+        if undeclared:
+            e.fail(undeclared[0], f"unknown field (allowed: {', '.join(sorted(_CARD_FIELDS))}; "
+                                  f"task {task.name!r} fields: {', '.join(declared) or 'none'})")
     paper = e.get("paper", str, required=True)
     if paper not in papers:
         e.fail("paper", f"unknown paper {paper!r} (not in any papers: section)")
-    input_size = e.get("input_size", list, default=[3, 224, 224])
-    if len(input_size) != 3 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in input_size):
-        e.fail("input_size", f"expected [channels, height, width] as 3 positive integers, got {input_size!r}")
-    num_classes = e.get("num_classes", int, default=1000)
-    if num_classes <= 0:
-        e.fail("num_classes", f"expected a positive integer, got {num_classes}")
+    defaults = task.defaults if task is not None else {}
+    input_size = num_classes = None
+    if e.data.get("input_size") is not None:
+        input_size = _input_size(e, "input_size", e.data["input_size"])
+    elif defaults.get("input_size") is not None:
+        input_size = _input_size(e, "input_size", defaults["input_size"])  # a task's bad default: this card's error
+    if e.data.get("num_classes") is not None:
+        num_classes = _num_classes(e, "num_classes", e.data["num_classes"])
+    elif defaults.get("num_classes") is not None:
+        num_classes = _num_classes(e, "num_classes", defaults["num_classes"])
     weights = e.get("weights", list, default=[])
     deviations = e.get("deviations", dict, default={})
     for key, why in deviations.items():
         if not isinstance(why, str):
             e.fail(f"deviations.{key}", "expected a string explaining the difference")
     preprocess = Preprocess()
-    if e.data.get("preprocess") is not None:
-        preprocess = parse_preprocess(e.sub("preprocess", _PREPROCESS_FIELDS), tuple(input_size))
+    raw_preprocess = e.data.get("preprocess")
+    if raw_preprocess is not None:
+        preprocess = parse_preprocess(e.sub("preprocess", _PREPROCESS_FIELDS), input_size)
     reported = _parse_reported_field(e)
     claimed = set(reported.metrics) if reported is not None else set()
     for dataset in preprocess.by_dataset:
         if dataset not in claimed:  # a typo would silently evaluate with the defaults
             e.fail(f"preprocess.by_dataset.{dataset}",
                    f"no claim on {dataset!r} under reported: (claims: {', '.join(sorted(claimed)) or 'none'})")
-    return Card(
+    if task is not None and task.metrics and reported is not None:
+        known = [m.name for m in task.metrics]
+        for claim, _dataset, metric, _value in reported.figures():
+            if metric not in known:
+                e.fail(f"reported.{claim}", f"unknown metric {metric!r} for task {task.name!r} "
+                                            f"(its metrics: {', '.join(known)})")
+    sources = tuple(parse_weight(_Entry(path, name, w, _WEIGHT_FIELDS, prefix=f"weights[{i}]."),
+                                 raw_preprocess if isinstance(raw_preprocess, Mapping) else None, input_size)
+                    for i, w in enumerate(weights))
+    _check_weight_names(e, sources)
+    card = Card(
         name=name,
         paper=paper,
-        task=e.get("task", str, required=True),
+        task=task_name,
         plugin=e.get("plugin", str, required=True),
         builder=e.get("builder", str, required=True),
-        input_size=tuple(input_size),  # type: ignore[arg-type]
+        input_size=input_size,
         num_classes=num_classes,
         preprocess=preprocess,
-        weights=tuple(parse_weight(_Entry(path, name, w, _WEIGHT_FIELDS, prefix=f"weights[{i}].")) for i, w in enumerate(weights)),
+        weights=sources,
         weights_note=e.get("weights_note", str),
         weights_key=e.get("weights_key", str),
         patch=e.get("patch", str),
@@ -511,7 +709,47 @@ def parse_card(path: str, name: str, data: Any, papers: Mapping[str, Paper]) -> 
         deviations=dict(deviations),
         notes=e.get("notes", str),
         source=path,
+        fields=extra,
     )
+    if task is not None and task.parse_fields is not None:
+        card = replace(card, fields=_task_fields(e, task, extra, card))
+    return card
+
+
+def _check_weight_names(e: _Entry, sources: tuple[WeightSource, ...]) -> None:
+    named = [w.name for w in sources if w.name]
+    if named and len(named) != len(sources):
+        i = next(i for i, w in enumerate(sources) if not w.name)
+        e.fail(f"weights[{i}].name", "name every weights entry or none (entries of one name are mirrors)")
+    first: dict[str, WeightSource] = {}
+    for i, w in enumerate(sources):
+        if w.name is None:
+            continue
+        seen = first.setdefault(w.name, w)
+        if (seen.num_classes, seen.input_size, seen.preprocess) != (w.num_classes, w.input_size, w.preprocess):
+            e.fail(f"weights[{i}]", f"a mirror of weights {w.name!r} must give the same num_classes, input_size "
+                                    "and preprocess as its first entry")
+
+
+_FIELD_RE = re.compile(r"^([A-Za-z0-9_][A-Za-z0-9_.\[\]-]*): (.+)$", re.DOTALL)
+
+
+def _task_fields(e: _Entry, task: Task, fields_: dict[str, Any], card: Card) -> Mapping[str, Any]:
+    """``task.parse_fields(fields, card)``; its ``ValueError("field: problem")`` is located at that field."""
+    try:
+        parsed = task.parse_fields(fields_, card)  # type: ignore[misc]
+    except ValueError as exc:
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        match = _FIELD_RE.match(text)
+        if match:
+            e.fail(match.group(1), match.group(2))
+        e.fail("", f"task {task.name!r} rejected its fields: {text}")
+    except (Exception, SystemExit) as exc:  # a bug in the task's plugin: this card's problem, never the catalog's
+        e.fail("", f"task {task.name!r} could not check its fields: parse_fields raised "
+                   f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
+    if not isinstance(parsed, Mapping):
+        e.fail("", f"task {task.name!r}: parse_fields returned {_kind(parsed)}, expected a mapping")
+    return dict(parsed)
 
 
 def _parse_reported_field(e: _Entry) -> Reported | None:
@@ -700,8 +938,9 @@ def _save_cache(cached: Path, stamp: str, data: Any) -> None:
             pass
 
 
-def parse_document(path: str, data: Any, known_papers: Mapping[str, Paper] | None = None) -> Document:
-    """Validate one parsed card document. Never raises for bad data."""
+def parse_document(path: str, data: Any, known_papers: Mapping[str, Paper] | None = None,
+                   tasks: Mapping[str, Task] | None = None) -> Document:
+    """Validate one parsed card document (``tasks``: see :func:`parse_card`). Never raises for bad data."""
     doc = Document()
     if data is None:
         data = {}
@@ -722,7 +961,7 @@ def parse_document(path: str, data: Any, known_papers: Mapping[str, Paper] | Non
     papers = {**(known_papers or {}), **doc.papers}
     for name, entry in (data.get("models") or {}).items():
         try:
-            doc.cards[str(name)] = parse_card(path, str(name), entry, papers)
+            doc.cards[str(name)] = parse_card(path, str(name), entry, papers, tasks)
         except CardError as exc:
             doc.errors.append(exc)
     return doc

@@ -26,6 +26,7 @@ import pluggy
 from zoo.errors import CardError, InvalidCard, NotInstalled, PluginError, UnknownModel, ZooError, ZooWarning
 from zoo.registry import plugins
 from zoo.registry.cards import Card, Paper, parse_document, read_yaml
+from zoo.registry.tasks import Task
 
 
 def core_registry_path() -> Path:
@@ -58,12 +59,17 @@ class Catalog:
     invalid: dict[str, tuple[CardError, str]] = field(default_factory=dict)
     _tables: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict, repr=False)
     _entries: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict, repr=False)
+    _card_tasks: dict[str, Task] | None = field(default=None, repr=False)
 
     # -- building --------------------------------------------------------------------------------
 
     def add_document(self, path: str, data: Any, owner: str) -> None:
-        """Merge one card document; a name already taken is an error naming both sources."""
-        doc = parse_document(path, data, self.papers)
+        """Merge one card document; a name already taken is an error naming both sources.
+
+        Each card is validated by its task when an installed plugin declares that task
+        (:meth:`card_tasks`); a card of a task nobody declares keeps its task fields unvalidated.
+        """
+        doc = parse_document(path, data, self.papers, self.card_tasks())
         models = data.get("models") if isinstance(data, Mapping) else None
         entries = models if isinstance(models, Mapping) else {}
         invalid_entries: dict[str, str] = {}  # name -> plugin the entry says it belongs to (else owner)
@@ -103,6 +109,22 @@ class Catalog:
         """Invalid cards charged to ``plugin``, or found in the card file ``source``."""
         return sum(1 for error, blamed in self.invalid.values()
                    if (plugin is None or blamed == plugin) and (source is None or error.path == source))
+
+    def card_tasks(self) -> dict[str, Task]:
+        """``{task name: Task}`` of the installed tasks, for validating cards (collected once, isolated like
+        every hook table); a zoo 0.1 bare ``"module:callable"`` is a Task that declares nothing."""
+        if self._card_tasks is None:
+            tasks: dict[str, Task] = {}
+            for name, (_plugin, value) in self.hook_entries("zoo_tasks").items():
+                if isinstance(value, Task):
+                    tasks[name] = value
+                elif isinstance(value, str):
+                    try:
+                        tasks[name] = Task(name=name, evaluate=value)
+                    except ValueError:  # a malformed reference: the task is unusable, its cards unvalidated
+                        continue
+            self._card_tasks = tasks
+        return self._card_tasks
 
     # -- hook tables -----------------------------------------------------------------------------
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.errors import BuildError, UnknownPatch, UserError, ZooError
+from zoo.models.features import check_out_indices
 from zoo.registry import lookup, plugins
 from zoo.registry.cards import Card
 
@@ -118,6 +120,9 @@ def create_model(
     *,
     checkpoint: str | Path | None = None,
     patch: str | None = None,
+    weights: str | None = None,
+    features_only: bool = False,
+    out_indices: int | Sequence[int] | None = None,
     **kwargs: Any,
 ) -> nn.Module:
     """Build the model of card ``name``, in eval mode.
@@ -126,28 +131,70 @@ def create_model(
     :param checkpoint: load this local file instead (``.safetensors``, ``.pth``, ``.pth.tar``, ``.pt``, ``.bin``).
     :param patch: a model patch applied after loading, ``"NAME:k=v,..."``; the card's own
         ``patch:`` is applied first.
-    :param kwargs: passed to the builder (e.g. ``num_classes``).
-    :raises BuildError: the builder or a patch raised (one line naming model, plugin and builder).
+    :param weights: which of the card's named weights (``card.weights_names``; default: the first):
+        the model is built with that entry's ``num_classes`` and configured with its input size and
+        preprocessing, and ``pretrained`` loads that entry.
+    :param features_only: build the backbone as a feature extractor (timm's contract: the model returns
+        a list of feature maps); ``out_indices`` picks the stages. Weights load into it, remapped.
+    :param kwargs: passed to the builder; ``num_classes`` is passed only when the card (or weights
+        entry) has one and the caller gives none.
+    :raises BuildError: the builder or a patch raised, or it does not take ``features_only``.
+    :raises UserError: an unknown weights name (listing the card's), a bad ``out_indices``.
     """
-    card = lookup.get_card(name)
+    card = lookup.get_card(name).for_weights(weights)
     builder = get_builder(card)
     specs = [spec for spec in (card.patch, patch) if spec]
     for spec in specs:  # a wrong --patch is refused before the (possibly slow) build
         _prepare_patch(spec)
-    kwargs.setdefault("num_classes", card.num_classes)
+    if card.num_classes is not None:
+        kwargs.setdefault("num_classes", card.num_classes)
+    if out_indices is not None and not features_only:
+        raise UserError("out_indices is given without features_only=True")
+    if features_only:
+        kwargs["features_only"] = True
+        if out_indices is not None:
+            kwargs["out_indices"] = check_out_indices(out_indices)
     try:  # check the arguments first, so a TypeError raised inside the builder stays a visible bug
         inspect.signature(builder).bind(**kwargs)
     except TypeError as exc:
+        if features_only and not _takes(builder, "features_only"):
+            raise BuildError(f"model {card.name!r}: builder {card.builder!r} of plugin {card.plugin!r} does not take "
+                             "features_only (it cannot build a feature extractor)") from None
         raise BuildError(f"model {card.name!r}: builder {card.builder!r} rejected its arguments: {exc}") from None
     except ValueError:  # no introspectable signature (a C callable): let the call itself decide
         pass
     model = _call_plugin_code(builder, f"model {card.name!r}: builder {card.builder!r} of plugin {card.plugin!r}", **kwargs)
     if checkpoint is not None or pretrained:
-        from zoo import weights
+        if features_only:
+            _load_features(model, card, checkpoint)
+        else:
+            from zoo import weights as weights_layer
 
-        weights.load_into(model, card, checkpoint=checkpoint)
+            weights_layer.load_into(model, card, checkpoint=checkpoint)
     for spec in specs:
         model = apply_patch(model, spec, card.name)
     from zoo.models.datacfg import apply_card_cfg
 
     return apply_card_cfg(model, card).eval()
+
+
+def _takes(fn: Any, name: str) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.name == name or p.kind is p.VAR_KEYWORD for p in params)
+
+
+def _load_features(model: nn.Module, card: Card, checkpoint: str | Path | None) -> None:
+    """Load the card's weights (or ``checkpoint``) into a feature extractor: remapped, then strictly."""
+    from zoo.models.features import remap_to_features
+    from zoo.weights import checkpoint as ckpt
+    from zoo.weights import ensure
+
+    if checkpoint is not None:
+        state_dict, origin = ckpt.load_converted(card, checkpoint), repr(str(checkpoint))
+    else:
+        entry = ensure(card).entry
+        state_dict, origin = ckpt.read_safetensors(entry.path), f"from {entry.source}"
+    ckpt.load_strict(model, remap_to_features(model, state_dict), card, origin=origin)

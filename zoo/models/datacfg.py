@@ -26,14 +26,17 @@ def card_cfg(card: Card, base: dict[str, Any] | None = None, num_classes: int | 
     pre = card.preprocess
     cfg = {k: v for k, v in (base or {}).items() if k not in _STALE_KEYS}
     cfg.update(
-        input_size=tuple(card.input_size),
         interpolation=pre.interpolation,
         crop_pct=float(pre.crop_pct),
         crop_mode=pre.crop_mode,
         mean=tuple(float(v) for v in pre.mean),
         std=tuple(float(v) for v in pre.std),
-        num_classes=card.num_classes if num_classes is None else num_classes,
     )
+    if card.input_size is not None:  # a card without one (its task gives none) keeps the model's own
+        cfg["input_size"] = tuple(card.input_size)
+    classes = card.num_classes if num_classes is None else num_classes
+    if classes is not None:  # no classifier (AnomalyCLIP): whatever the model says stays
+        cfg["num_classes"] = classes
     cfg.setdefault("architecture", card.builder)
     return cfg
 
@@ -44,6 +47,7 @@ def apply_card_cfg(model: nn.Module, card: Card) -> nn.Module:
     Input size, crop_pct, crop_mode, interpolation, mean and std are the card's ``preprocess``
     (per-dataset overrides stay on the card: ``card.preprocess_for(dataset)``); ``num_classes`` is
     the model's own when it has one (a builder called with ``num_classes=10``), else the card's.
+    A card without ``input_size``/``num_classes`` leaves those keys as the model had them.
     Everything else timm put there (architecture, tag, hub id, classifier name) is kept.
     """
     base = getattr(model, "pretrained_cfg", None)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import zoo.api
-from zoo.errors import BuildError, CardError, InvalidCard, UserError
+from zoo.errors import BuildError, InvalidCard, UserError
 from zoo.registry.cards import Figure, parse_document, read_yaml
 from zoo.registry.tasks import Metric, Task
 

@@ -24,9 +24,10 @@ import pluggy
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from torch import nn
+    from torch import Tensor, nn
 
     from zoo.registry.cards import Card
+    from zoo.registry.tasks import Task
 
 hookspec = pluggy.HookspecMarker("zoo")
 hookimpl = pluggy.HookimplMarker("zoo")
@@ -70,10 +71,43 @@ def zoo_builders() -> dict[str, str]:
 
 
 @hookspec(firstresult=True)
-def zoo_convert_checkpoint(card: Card, state_dict: dict[str, Any]) -> dict[str, Any] | None:
+def zoo_read_checkpoint(card: Card, path: Path) -> dict[str, Tensor] | None:
+    """Read an official checkpoint of ``card`` that the core's safe reader refused.
+
+    Called when ``torch.load(weights_only=True)`` refuses the file because its pickle holds objects
+    other than tensors and containers (YOLOv6's official ``.pt`` files pickle the whole
+    ``nn.Module``), before ``zoo_convert_checkpoint``. Called only for the card's own plugin. The
+    core's safety rule holds for plugins too: never unpickle the file with ``torch.load`` or
+    ``pickle``; use the core's restricted reader, which rebuilds tensors and plain containers and
+    never imports or runs a pickled class::
+
+        @zoo.hookimpl
+        def zoo_read_checkpoint(card, path):
+            from zoo.weights.unpickle import read_module_checkpoint
+            return read_module_checkpoint(path, key=card.weights_key or "ema")
+
+    Without an answer the core itself tries that reader (the module under the card's
+    ``weights_key``, else ``model``, else ``ema``), so a plugin implements this hook only for a
+    format that needs more (another container, a non-torch file). A file with no pickled module
+    keeps torch's refusal as its error.
+
+    :param card: the card being loaded (its ``plugin`` is yours).
+    :param path: the downloaded or user-given file; do not change it.
+    :returns: a dict of name -> dense CPU tensor (the model's tensors, already out of their
+        container; conversion follows), or ``None`` to leave the file to the core. Anything else
+        (not a dict, non-tensor values, an empty dict, a raised exception) is reported as an error
+        of your plugin, and nothing is cached. Stops at the first non-None result.
+
+    .. versionadded:: 0.2
+    """
+
+
+@hookspec(firstresult=True)
+def zoo_convert_checkpoint(card: Card, state_dict: dict[str, Tensor]) -> dict[str, Tensor] | None:
     """Map an official checkpoint of ``card`` onto the builder's state-dict keys.
 
-    Called after the core has read a checkpoint safely (``torch.load(weights_only=True)``),
+    Called after the core has read a checkpoint safely (``torch.load(weights_only=True)``, or your
+    ``zoo_read_checkpoint``, or the core's restricted reader of pickled modules),
     removed its container (the card's ``weights_key``, else ``state_dict``, ``model``,
     ``state_dict_ema``) and ``module.``
     prefixes, and before the result is cached as safetensors. Called only for the card's own
@@ -142,16 +176,43 @@ def zoo_patches() -> dict[str, str]:
 
 
 @hookspec
-def zoo_tasks() -> dict[str, str]:
-    """Return evaluation hooks by task name (the ``task:`` field of a card).
+def zoo_tasks() -> dict[str, Task]:
+    """Return the task families this plugin declares, by task name (the ``task:`` field of a card).
 
-    Each value is ``"module:callable"``. The callable is called as
-    ``fn(model, card, dataset, options)`` and returns a dict of metrics. The core registers
-    ``image-classification`` itself, through this same hook.
+    Each value is a :class:`zoo.registry.tasks.Task` whose ``name`` equals its key: a torch-free
+    spec of the card fields the task owns (``card_fields``, validated by ``parse_fields``), the
+    datasets it accepts, its metrics (:class:`zoo.registry.tasks.Metric`: unit, direction,
+    tolerance, which one is primary), its options (a dataclass; ``zoo eval`` makes one CLI option per
+    field) and its code as ``"module:callable"`` references (``evaluate``, ``example_inputs``,
+    ``check_output``, ``protocol``, ``write_predictions``, ``demo_data``), imported only when used.
+    The fields are listed under "Task and Metric fields" below. The core registers
+    ``image-classification`` itself, through this same hook::
 
-    :returns: ``{task_name: "module:callable"}``.
+        from dataclasses import dataclass
+        from zoo.registry.tasks import Metric, Task
+
+        @dataclass
+        class CountOptions:
+            threshold: float = 0.5
+
+        @zoo.hookimpl
+        def zoo_tasks():
+            return {"object-counting": Task(
+                name="object-counting", summary="count objects in an image",
+                metrics=(Metric(name="mae", unit="objects", direction="lower", tolerance=0.05, primary=True),),
+                datasets=("count-folder",), options=CountOptions,
+                evaluate="zoo_counting.evaluate:evaluate", demo_data="zoo_counting.demo:make")}
+
+    A task whose ``name`` differs from its key, or a value that is neither a ``Task`` nor a reference,
+    is dropped with an error charged to your plugin; a task name another plugin declared first stays
+    theirs.
+
+    :returns: ``{task_name: Task}``.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2 values are :class:`~zoo.registry.tasks.Task` objects. A bare
+        ``"module:callable"`` (zoo 0.1: ``fn(model, card, dataset, options) -> dict``) is still
+        accepted as a task with only ``evaluate``; it is deprecated.
     """
 
 

@@ -79,17 +79,18 @@ class Task:
 
     name: str  #: the ``task:`` value of a card, e.g. ``image-classification``
     summary: str = ""  #: one line for ``zoo tasks`` and the docs
-    metrics: tuple[Metric, ...] = ()
+    metrics: tuple[Metric, ...] = ()  #: what the task measures (see Metric); one may be ``primary``
     datasets: tuple[str, ...] = ()  #: dataset names (``zoo_datasets``) this task evaluates on
     options: type | None = None  #: a dataclass of task options with defaults; None: no options
     card_fields: Mapping[str, str] = field(default_factory=dict)  #: task-owned card field -> one-line doc
     defaults: Mapping[str, Any] = field(default_factory=dict)  #: common card fields' defaults (input_size, num_classes)
-    evaluate: str = ""
-    example_inputs: str | None = None
-    check_output: str | None = None
-    protocol: str | None = None
-    write_predictions: str | None = None
-    demo_data: str | None = None
+    evaluate: str = ""  #: ``fn(model, card, dataset, options, runtime) -> dict`` of metrics
+    example_inputs: str | None = None  #: ``fn(card, batch_size)``: a batch for bench/kit (default randn)
+    check_output: str | None = None  #: ``fn(card, output, batch_size)``: ValueError when the output is wrong
+    protocol: str | None = None  #: ``fn(card, dataset, options) -> dict``: recorded with runs, matched by claims
+    write_predictions: str | None = None  #: ``fn(predictions, path) -> Path`` in the field's format
+    demo_data: str | None = None  #: ``fn(root, **kwargs) -> Path``: a small generated dataset
+    #: ``fn(fields, card) -> dict``: validates the task-owned card fields (torch-free, in-process)
     parse_fields: Callable[[Mapping[str, Any], Any], Mapping[str, Any]] | None = None
 
     def __post_init__(self) -> None:

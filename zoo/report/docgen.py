@@ -16,7 +16,7 @@ import sys
 import typing
 from pathlib import Path
 
-from zoo.registry import cards, hookspecs
+from zoo.registry import cards, hookspecs, tasks
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "plugins.md"
 BLOCK = re.compile(r"(<!-- BEGIN GENERATED: (\w+) -->\n)(.*?)(<!-- END GENERATED: \2 -->)", re.S)
@@ -41,17 +41,28 @@ def hook_reference() -> str:
 _FIELD_LINE = re.compile(r"^\s+(\w+): .*?(?:#\s*(.*))?$")
 
 
+_COMMENT_LINE = re.compile(r"^\s+#:\s*(.*)$")
+
+
 def _field_comments(cls: type) -> dict[str, str]:
+    """A dataclass's field docs: a trailing ``# ...``/``#: ...`` comment, or a ``#:`` line just above the field."""
     comments = {}
+    above = ""
     for line in inspect.getsource(cls).splitlines():
+        comment = _COMMENT_LINE.match(line)
+        if comment:
+            above = comment.group(1).strip()
+            continue
         match = _FIELD_LINE.match(line)
-        if match and match.group(2):
-            comments[match.group(1)] = match.group(2).strip()
+        if match and (match.group(2) or above):
+            comments[match.group(1)] = (match.group(2) or above).strip().removeprefix(":").strip()
+        above = ""
     return comments
 
 
 def _type_text(tp: object) -> str:
     text = str(tp).replace("typing.", "").replace("collections.abc.", "").replace("zoo.registry.cards.", "")
+    text = text.replace("zoo.registry.tasks.", "")
     text = re.sub(r"<class '([\w.]+)'>", lambda m: m.group(1).rsplit(".", 1)[-1], text)
     return text.replace("|", "\\|")  # a pipe would end the table cell
 
@@ -90,7 +101,36 @@ def card_reference() -> str:
     return "\n".join(out)
 
 
-GENERATORS = {"hooks": hook_reference, "cards": card_reference}
+def _field_table(cls: type, skip: set[str] = frozenset()) -> str:
+    hints = typing.get_type_hints(cls, vars(sys.modules[cls.__module__]))
+    comments = _field_comments(cls)
+    rows = ["| field | type | required / default | meaning |", "|---|---|---|---|"]
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        if f.default is not dataclasses.MISSING:
+            default = "optional" if f.default in (None, (), "") else f"default `{f.default}`"
+        elif f.default_factory is not dataclasses.MISSING:
+            default = "optional"
+        else:
+            default = "**required**"
+        meaning = comments.get(f.name, "").replace("|", "\\|")
+        rows.append(f"| `{f.name}` | `{_type_text(hints[f.name])}` | {default} | {meaning} |")
+    return "\n".join(rows) + "\n"
+
+
+def task_reference() -> str:
+    """The fields of the objects ``zoo_tasks`` returns (zoo.registry.tasks), from their comments."""
+    return "\n".join(f"#### `{cls.__name__}` (`zoo.registry.tasks.{cls.__name__}`)\n\n"
+                     f"{inspect.cleandoc(cls.__doc__ or '').splitlines()[0]}\n\n{_field_table(cls)}"
+                     for cls in (tasks.Task, tasks.Metric))
+
+
+def hook_and_task_reference() -> str:
+    return hook_reference() + "\n### Task and Metric fields\n\n" + task_reference()
+
+
+GENERATORS = {"hooks": hook_and_task_reference, "cards": card_reference}
 
 
 def render(text: str) -> str:

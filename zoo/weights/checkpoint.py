@@ -65,7 +65,7 @@ def read_state_dict(path: str | Path) -> Any:
             warnings.simplefilter("ignore")  # torch's warnings about odd tensors would break the one line
             return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise WeightsError(
+        raise Refused(
             f"refusing to load {str(path)!r}: it holds pickled objects other than tensors, and zoo never "
             f"runs pickled code (torch.load weights_only=True: {_unpickling_reason(exc)})"
         ) from None
@@ -265,48 +265,97 @@ def check_tensors(tensors: Mapping[str, Any], where: str = "checkpoint") -> None
                            f"{real} bytes of storage (expanded strides or overlapping views are not weights)")
 
 
+class Refused(WeightsError):
+    """torch's safe loader refused the file: its pickle names objects other than tensors and containers."""
+
+
+def _own_impl(card: Card, hook: str) -> Any:
+    """The card's own plugin's implementation of ``hook`` (another plugin's is never asked), or None."""
+    from zoo.registry import lookup
+
+    pm = lookup.catalog().pm
+    if pm is None:
+        return None
+    impls = [impl for impl in getattr(pm.hook, hook).get_hookimpls() if impl.plugin_name == card.plugin]
+    return impls[-1] if impls else None
+
+
+def _call_own(own: Card, hook: str, **given: Any) -> Any:
+    card = own
+    impl = _own_impl(card, hook)
+    if impl is None:
+        return None
+    try:
+        return impl.function(**{name: given[name] for name in impl.argnames if name in given})
+    except (Exception, SystemExit) as exc:  # a plugin bug: blame the plugin, keep the message one line
+        raise PluginError(card.plugin, f"{hook} for {card.name!r} raised {type(exc).__name__}: {first_line(exc)}") from None
+
+
+def _check_answer(card: Card, hook: str, result: Any) -> dict[str, torch.Tensor]:
+    """A plugin's tensors, validated the same way for every hook that returns a state dict."""
+    if not isinstance(result, Mapping):
+        raise PluginError(card.plugin, f"{hook} for {card.name!r} returned {type(result).__name__}, expected a dict")
+    import torch
+
+    try:
+        bad = next(((k, v) for k, v in result.items() if not (isinstance(k, str) and isinstance(v, torch.Tensor))), None)
+    except Exception as exc:  # a Mapping whose own methods raise
+        raise PluginError(card.plugin, f"{hook} for {card.name!r} returned a {type(result).__name__} that cannot be "
+                                       f"read: {type(exc).__name__}: {first_line(exc)}") from None
+    if bad is not None:
+        raise PluginError(card.plugin, f"{hook} for {card.name!r} returned a dict with {bad[0]!r:.60} -> "
+                                       f"{type(bad[1]).__name__}, expected names -> tensors")
+    if not result:
+        raise PluginError(card.plugin, f"{hook} for {card.name!r} returned an empty dict")
+    try:
+        check_tensors(result, where=f"{'converted' if hook == 'zoo_convert_checkpoint' else 'read'} {card.name}")
+    except WeightsError as exc:
+        raise PluginError(card.plugin, f"{hook} for {card.name!r}: {exc}") from None
+    return dict(result)
+
+
 def convert(card: Card, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Map an official checkpoint onto the builder's keys through the card's own plugin's hook.
 
     Only the ``zoo_convert_checkpoint`` of the plugin named by ``card.plugin`` is called: another
     plugin's converter (a buggy one answering for every card) can never take over this card.
     """
-    from zoo.registry import lookup
+    result = _call_own(card, "zoo_convert_checkpoint", card=card, state_dict=state_dict)
+    return state_dict if result is None else _check_answer(card, "zoo_convert_checkpoint", result)
 
-    pm = lookup.catalog().pm
-    if pm is None:
-        return state_dict
-    impls = [impl for impl in pm.hook.zoo_convert_checkpoint.get_hookimpls() if impl.plugin_name == card.plugin]
-    if not impls:
-        return state_dict
-    impl = impls[-1]
-    given = {"card": card, "state_dict": state_dict}
-    try:
-        result = impl.function(**{name: given[name] for name in impl.argnames if name in given})
-    except Exception as exc:  # a plugin bug: blame the plugin, keep the message one line
-        raise PluginError(card.plugin, f"zoo_convert_checkpoint for {card.name!r} raised {type(exc).__name__}: {first_line(exc)}") from None
-    if result is None:
-        return state_dict
-    if not isinstance(result, Mapping):
-        raise PluginError(card.plugin, f"zoo_convert_checkpoint for {card.name!r} returned {type(result).__name__}, expected a dict")
-    import torch
 
-    bad = next(((k, v) for k, v in result.items() if not (isinstance(k, str) and isinstance(v, torch.Tensor))), None)
-    if bad is not None:
-        raise PluginError(card.plugin, f"zoo_convert_checkpoint for {card.name!r} returned a dict with {bad[0]!r:.60} -> "
-                                       f"{type(bad[1]).__name__}, expected names -> tensors")
-    if not result:
-        raise PluginError(card.plugin, f"zoo_convert_checkpoint for {card.name!r} returned an empty dict")
+def read_weights(card: Card, path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of the checkpoint at ``path``, out of their container, before conversion.
+
+    The core's safe reader (safetensors, ``torch.load(weights_only=True)``) goes first. When torch
+    refuses the file because its pickle holds other objects (a whole pickled module, YOLOv6's
+    ``.pt``), the card's own plugin's ``zoo_read_checkpoint`` is asked; if it does not answer, the
+    core's restricted unpickler (:func:`zoo.weights.unpickle.read_module_checkpoint`, which runs no
+    pickled code) reads a pickled module under ``weights_key``/``model``/``ema``; a file with no
+    module in it keeps torch's refusal as its error.
+    """
     try:
-        check_tensors(result, where=f"converted {card.name}")
-    except WeightsError as exc:
-        raise PluginError(card.plugin, f"zoo_convert_checkpoint for {card.name!r}: {exc}") from None
-    return dict(result)
+        obj = read_state_dict(path)
+    except Refused as refused:
+        result = _call_own(card, "zoo_read_checkpoint", card=card, path=Path(path))
+        if result is not None:
+            return _check_answer(card, "zoo_read_checkpoint", result)
+        from zoo.weights import unpickle
+
+        obj = unpickle.load(path)  # a corrupt record is its own located error
+        try:
+            tree = unpickle.find_module_tree(obj, card.weights_key)
+        except WeightsError:
+            tree = None
+        if tree is None:  # not a pickled module: torch's refusal says what the file holds
+            raise refused from None
+        return unpickle.module_state_dict(tree, path)
+    return unwrap(obj, card.weights_key)
 
 
 def load_converted(card: Card, path: str | Path) -> dict[str, torch.Tensor]:
     """Read any supported checkpoint file and return the builder's state dict."""
-    return convert(card, unwrap(read_state_dict(path), card.weights_key))
+    return convert(card, read_weights(card, path))
 
 
 def save_safetensors(state_dict: Mapping[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:

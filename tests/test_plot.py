@@ -49,8 +49,12 @@ def test_reported_points_and_svg(claims_zoo, tmp_path):
 def test_measured_points_come_from_bench_and_eval_records(claims_zoo, tmp_path):
     home = zoo_home()
     home.mkdir(parents=True, exist_ok=True)
-    run = {"model": "tiny-net", "dataset": "imagenet", "top1": 51.0,
-           "precision": "fp32", "weights": {"origin": "official", "sha256": None}}  # a run that can test the claim
+    from zoo.api import get_card
+    from zoo.tasks.classification.data.transforms import EvalPreprocess
+
+    run = {"model": "tiny-net", "dataset": "imagenet", "top1": 51.0, "precision": "fp32",
+           "weights": {"origin": "official", "sha256": None},  # a zoo 0.1 line of a run that can test the claim:
+           "preprocess": EvalPreprocess.from_card(get_card("tiny-net"), "imagenet").as_dict()}  # the card's protocol
     (home / "results.jsonl").write_text(json.dumps(run) + "\n")
     plot.record_bench({"model": "tiny-net", "latency_ms": {"median": 0.5, "p90": 0.6}, "device": "cpu"})
     points = plot.collect_points("latency", "top1", "measured")

@@ -14,21 +14,27 @@ Statuses of one claim:
   (``reported.other_weights``, e.g. a 300-epoch row when only 450-epoch weights were released);
   shown with the card's ``why`` as the note, never judged, even when a run exists;
 - ``unreported``: the paper gives no figure; the measurement is shown alone;
-- ``not installed`` / ``error``: the card's plugin is missing, or building the model failed.
+- ``not installed`` / ``error``: the card's plugin (or task) is missing, building the model failed,
+  the card reports a metric its task does not declare (a typo), or the task's protocol failed.
 
 Only ``off`` and ``error`` fail (``zoo verify --strict``).
 
 Tolerances, at the precision the source printed (:func:`zoo.registry.cards.printed_decimals` reads the
 card's text: ``14.0`` is printed to 0.1 M, ``14`` to 1 M): params to that precision, rounded or
-truncated (``4.7`` holds for 4.65 to 4.8 M); MACs within 5 % or to that precision; accuracy within
-0.1 points (or half the printed unit, for a figure printed coarser) of the latest eval result in
-``$ZOO_HOME/results.jsonl`` that can test it; throughput and latency within 10 % (and only on the
-paper's hardware class).
+truncated (``4.7`` holds for 4.65 to 4.8 M); MACs within 5 % or to that precision; every reported
+metric within its task's :class:`~zoo.registry.tasks.Metric` tolerance (in the metric's unit, or a
+percent of the figure when ``relative``; classification: 0.1 points), widened to half the printed
+unit for a figure printed coarser, of the latest eval result in ``$ZOO_HOME/results.jsonl`` that can
+test it; throughput and latency within 10 % (and only on the paper's hardware class).
 
-An eval run tests an accuracy claim only when it ran the card's own weights (origin ``official``,
-a sha256 the card states, or a hand-added file when the card has no scriptable source), in fp32,
-on the whole dataset, unpatched, with every image scored and the preprocessing the card gives for
-that dataset (issue #10, items 2, 16, 18, 19).
+A run tests a claim only when it measured the same thing: runs are grouped by
+:attr:`Result.key <zoo.records.result.Result.key>` (model, dataset, protocol), and the claim's
+protocol is the task's ``protocol(card, dataset, None)`` (classification: the card's preprocessing
+for that dataset and, for ImageNet-C, every corruption at every severity). It must also have run the
+card's own weights (origin ``official``, a sha256 the card states, or a hand-added file when the card
+has no scriptable source) at the claim's precision (fp32 unless the card says otherwise), on the
+whole dataset, unpatched, with every image scored (issue #10, items 2, 16, 18, 19; issue #11).
+This module never imports a task: it reaches them through ``zoo_tasks``.
 """
 
 from __future__ import annotations
@@ -38,9 +44,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import NotInstalled, UserError, ZooError
+from zoo.errors import NotInstalled, PluginError, UserError, ZooError, first_line
+from zoo.records.result import Result
 from zoo.registry import lookup
 from zoo.registry.cards import Card, printed_decimals
+from zoo.registry.tasks import Metric, Task
 
 MACS_TOLERANCE_PCT = 5.0
 METRIC_TOLERANCE_POINTS = 0.1
@@ -66,6 +74,7 @@ class Claim:
     tolerance: str = ""
     diff_pct: float | None = None  # (measured - reported) / reported * 100
     note: str = ""
+    direction: str | None = None  # a metric's better direction (higher/lower): shown, never used to judge
 
     @property
     def failed(self) -> bool:
@@ -134,34 +143,41 @@ def check_macs(card: Card, macs: int) -> Claim:
 
 
 def results_path() -> Path:
-    from zoo.paths import zoo_home
+    from zoo.records import results_path as path
 
-    return zoo_home() / "results.jsonl"
+    return path()
 
 
 @dataclass
 class Runs:
-    """The recorded eval runs by (model, dataset), oldest first, and the unreadable lines skipped."""
+    """The recorded eval runs (oldest first), grouped by :attr:`Result.key <zoo.records.result.Result.key>`
+    = (model in lower case, dataset, protocol key), and the unreadable lines skipped."""
 
-    by_key: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    by_key: dict[tuple[str, str, str], list[Result]] = field(default_factory=dict)
     skipped: int = 0
     path: Path | None = None
+    rows: list[Result] = field(default_factory=list)  #: every run, in file order
+
+    @classmethod
+    def of(cls, results: Iterable[Result], skipped: int = 0, path: Path | None = None) -> Runs:
+        runs = cls(skipped=skipped, path=path)
+        for result in results:
+            runs.rows.append(result)
+            runs.by_key.setdefault(result.key, []).append(result)
+        return runs
+
+    def on(self, model: str, dataset: str) -> list[Result]:
+        """Every run of ``model`` (any case) on ``dataset``, whatever its protocol, oldest first."""
+        return [r for r in self.rows if r.model.lower() == model.lower() and r.dataset == dataset]
 
 
 def read_runs(path: str | Path | None = None) -> Runs:
-    """Every readable run of the results file (:func:`zoo.eval.evaluation.read_results`, the one reader),
-    keyed by the model's canonical (lower-case) name and the dataset. Metrics nested under
-    ``metrics`` are lifted to the top level."""
-    from zoo.eval.evaluation import read_results
+    """Every readable eval run of the results file, read by :func:`zoo.records.read_results` (the one reader)."""
+    from zoo.records import read_results
 
     path = Path(path) if path is not None else results_path()
     rows, skipped = read_results(path=path)
-    runs = Runs(skipped=skipped, path=path)
-    for row in rows:
-        if isinstance(row.get("metrics"), dict):
-            row = {**row, **row["metrics"]}
-        runs.by_key.setdefault((row["model"].lower(), row["dataset"]), []).append(row)
-    return runs
+    return Runs.of(rows, skipped, path)
 
 
 def _short(sha: Any) -> str:
@@ -189,119 +205,221 @@ def _weights_problem(card: Card, weights: Mapping[str, Any]) -> str | None:
     return f"weights of unknown origin {origin!r}"
 
 
-_PREPROCESS_KEYS = ("input_size", "interpolation", "crop_pct", "crop_mode", "mean", "std")
+# -- the claim's protocol and precision ---------------------------------------------------------------------
+
+_LABELS = {"preprocess": "preprocessing"}  # how a protocol key reads in a note
 
 
-def _preprocess_problem(card: Card, dataset: str, used: Any) -> str | None:
-    if used is None:  # a task that records no preprocessing: nothing to compare
-        return None
-    from zoo.tasks.classification.data.transforms import EvalPreprocess
+def _show(value: Any) -> str:
+    return str(value)
 
-    if not isinstance(used, Mapping):
-        return "preprocessing not readable in the record"
-    claim = EvalPreprocess.from_card(card, dataset).as_dict()
-    for key in _PREPROCESS_KEYS:
-        mine, theirs = claim[key], used.get(key)
-        if isinstance(mine, tuple):
-            mine = list(mine)
-        if mine != theirs:
-            return f"preprocessing {key} {theirs}, the claim's is {mine}"
+
+def protocol_problem(run: Mapping[str, Any], claim: Mapping[str, Any], label: str = "") -> str | None:
+    """None when the protocols are equal, else the first setting that differs, named as a note reads:
+    ``corruption fog, the claim's is all``, ``preprocessing crop_pct 0.95, the claim's is 0.875``.
+    Keys are taken in the claim's order, then the run's own extra ones."""
+    for key in [*claim, *(k for k in run if k not in claim)]:
+        name = f"{label}{_LABELS.get(str(key), key)}"
+        if key not in run:
+            return f"{name} not recorded, the claim's is {_show(claim[key])}"
+        if key not in claim:
+            return f"{name} {_show(run[key])}, the claim has none"
+        mine, theirs = claim[key], run[key]
+        if isinstance(mine, Mapping) and isinstance(theirs, Mapping):
+            problem = protocol_problem(theirs, mine, f"{name} ")
+            if problem:
+                return problem
+        elif mine != theirs:
+            return f"{name} {_show(theirs)}, the claim's is {_show(mine)}"
     return None
 
 
-def why_not_evidence(row: Mapping[str, Any], card: Card, dataset: str) -> str | None:
-    """None if this eval run can confirm or refute the card's accuracy claim on ``dataset``, else why not.
+def claim_precision(card: Card) -> str:
+    """The precision a card's figures were measured at: fp32 unless its ``reported`` block says otherwise."""
+    precision = getattr(card.reported, "precision", None) if card.reported else None
+    return str(precision) if precision else "fp32"
+
+
+def task_of(card: Card) -> tuple[str, Task] | None:
+    """(plugin, Task) of the card's task, or None when no installed plugin declares it."""
+    return lookup.tasks().get(card.task)
+
+
+def claim_protocol(card: Card, dataset: str, task: tuple[str, Task] | None = None) -> dict[str, Any]:
+    """The protocol the card's figures on ``dataset`` were measured with: the task's
+    ``protocol(card, dataset, None)`` ({} for a task without one), as plain JSON data.
+
+    :raises ZooError: the task is not installed, or its protocol cannot be imported, raises or is no mapping.
+    """
+    import json
+
+    from zoo.registry.plugins import resolve
+
+    entry = task if task is not None else task_of(card)
+    if entry is None:
+        raise NotInstalled(f"no installed plugin declares task {card.task!r}")
+    plugin, spec = entry
+    if not spec.protocol:
+        return {}
+    fn = resolve(spec.protocol, plugin)
+    try:
+        protocol = fn(card, dataset, None)
+    except Exception as exc:  # a plugin's bug: one line, charged to the plugin
+        raise PluginError(plugin, f"protocol of task {spec.name!r} failed for {card.name} on {dataset}: "
+                                  f"{type(exc).__name__}: {first_line(exc)}") from None
+    if not isinstance(protocol, Mapping):
+        raise PluginError(plugin, f"protocol of task {spec.name!r} returned {type(protocol).__name__}, not a mapping")
+    try:
+        return json.loads(json.dumps(protocol))  # tuples as lists: as a record reads back
+    except (TypeError, ValueError) as exc:
+        raise PluginError(plugin, f"protocol of task {spec.name!r} is not JSON data: {exc}") from None
+
+
+def why_not_evidence(run: Result, card: Card, dataset: str, protocol: Mapping[str, Any] | None = None,
+                     precision: str = "fp32") -> str | None:
+    """None if this eval run can confirm or refute the card's claim on ``dataset``, else why not.
 
     Not with random weights, weights that are not the card's, a run recorded without the weights'
-    provenance (older zoo), autocast (only fp32 runs, as the papers and timm's validate.py), a
-    --limit subset, a patch (ToMe trades accuracy for speed), images left out of the denominator,
-    part of ImageNet-C, or other preprocessing than the card gives for ``dataset``.
+    provenance (older zoo), another precision than the claim's (fp32 unless the card says: the
+    papers and timm's validate.py), a --limit subset, a patch (ToMe trades accuracy for speed),
+    images left out of the denominator, or another protocol than the claim's (``protocol``, default
+    :func:`claim_protocol`): other preprocessing, part of ImageNet-C, other test-time settings.
     """
-    if row.get("pretrained") is False and not row.get("checkpoint"):
+    if run.pretrained is False and not run.checkpoint:
         return "random weights (--no-pretrained)"
-    if row.get("limit"):
-        return f"a --limit {row['limit']} subset"
-    if row.get("patch"):
-        return f"a patched model ({row['patch']})"
-    if row.get("skipped_bad_images"):
+    if run.limit:
+        return f"a --limit {run.limit} subset"
+    if run.patch:
+        return f"a patched model ({run.patch})"
+    if run.skipped_bad_images:
         return "unreadable images left out of the score"
-    options = row.get("dataset_options")
-    if isinstance(options, Mapping) and any(str(v) != "all" for v in options.values()):
-        return "part of the dataset (" + ", ".join(f"{k} {v}" for k, v in options.items()) + ")"
-    weights = row.get("weights")
-    if not isinstance(weights, Mapping):
+    if not isinstance(run.weights, Mapping):
         return "no record of its weights (an older zoo): run zoo eval again"
-    problem = _weights_problem(card, weights)
+    problem = _weights_problem(card, run.weights)
     if problem:
         return problem
-    precision = row.get("precision")
-    if precision != "fp32":
-        return f"{precision or 'unknown'} precision (only fp32 runs judge a claim: zoo eval without --amp)"
-    return _preprocess_problem(card, dataset, row.get("preprocess"))
+    if run.precision != precision:
+        shown = run.precision if run.precision != "unknown" else "unknown"
+        if precision == "fp32":
+            return f"{shown} precision (only fp32 runs judge a claim: zoo eval without --amp)"
+        return f"{shown} precision (the claim was measured at {precision})"
+    return protocol_problem(run.protocol, protocol if protocol is not None else claim_protocol(card, dataset))
 
 
-def evidence(card: Card, dataset: str, rows: Sequence[Mapping[str, Any]]) -> tuple[Mapping[str, Any] | None, list[str]]:
+def evidence(card: Card, dataset: str, runs: Sequence[Result], protocol: Mapping[str, Any] | None = None,
+             precision: str | None = None) -> tuple[Result | None, list[str]]:
     """The latest run that can test the card's claim on ``dataset``, and why each later one cannot."""
+    protocol = protocol if protocol is not None else claim_protocol(card, dataset)
+    precision = precision or claim_precision(card)
     reasons: list[str] = []
-    for row in reversed(rows):
-        why = why_not_evidence(row, card, dataset)
+    for run in reversed(runs):
+        why = why_not_evidence(run, card, dataset, protocol, precision)
         if why is None:
-            return row, reasons
+            return run, reasons
         if why not in reasons:
             reasons.append(why)
     return None, reasons
 
 
-def _runs_by_key(runs: Runs | Mapping[tuple[str, str], Sequence[Mapping[str, Any]]] | None,
-                 ) -> Mapping[tuple[str, str], Sequence[Mapping[str, Any]]]:
-    if runs is None:
-        runs = read_runs()
-    return runs.by_key if isinstance(runs, Runs) else runs
+def load_results(path: str | Path | None = None) -> dict[tuple[str, str], Result]:
+    """The latest run per (card name, dataset) that can test the card's claims there (plot, compare).
 
-
-def load_results(path: str | Path | None = None) -> dict[tuple[str, str], Mapping[str, Any]]:
-    """The latest run per (model, dataset) that can test the card's claim there (plot, compare).
-
-    Runs of models with no card are left out: without the card their weights cannot be judged.
+    Runs of models with no card are left out: without the card their weights cannot be judged; so
+    are runs of a card whose task's protocol cannot be computed.
     """
     cat = lookup.catalog()
-    latest: dict[tuple[str, str], Mapping[str, Any]] = {}
-    for (model, dataset), rows in read_runs(path).by_key.items():
+    runs = read_runs(path)
+    latest: dict[tuple[str, str], Result] = {}
+    for model, dataset in dict.fromkeys((r.model.lower(), r.dataset) for r in runs.rows):
         try:
             card = cat.get(model)
+            row, _ = evidence(card, dataset, runs.on(model, dataset))
         except ZooError:
             continue
-        row, _ = evidence(card, dataset, rows)
         if row is not None:
             latest[(card.name, dataset)] = row
     return latest
 
 
-def metric_tolerance(reported: float) -> float:
-    """0.1 points, or half the printed unit for a figure printed coarser (``81`` -> 0.5)."""
-    return max(METRIC_TOLERANCE_POINTS, 10.0 ** -printed_decimals(reported) / 2)
+def metric_tolerance(reported: float, metric: Metric | None = None) -> float:
+    """The metric's tolerance in its unit (``relative``: that percent of ``reported``), widened to half
+    the printed unit for a figure printed coarser (``81`` -> 0.5). Default metric: 0.1 points."""
+    half_unit = 10.0 ** -printed_decimals(reported) / 2
+    if metric is None:
+        return max(METRIC_TOLERANCE_POINTS, half_unit)
+    base = metric.tolerance * abs(float(reported)) / 100 if metric.relative else metric.tolerance
+    return max(base, half_unit)
 
 
-def check_metrics(card: Card, runs: Mapping[tuple[str, str], Sequence[Mapping[str, Any]]]) -> list[Claim]:
-    out = []
-    for dataset, metrics in (card.reported.metrics if card.reported else {}).items():
-        rows = runs.get((card.name, dataset), ())
-        for metric, reported in metrics.items():
-            name = f"{dataset}.{metric}"
-            usable = [r for r in rows if isinstance(r.get(metric), (int, float)) and not isinstance(r.get(metric), bool)]
-            row, reasons = evidence(card, dataset, usable)
-            if row is None:
-                if reasons:
-                    note = f"runs exist only with {'; '.join(reasons)}"
-                    out.append(Claim(name, reported, None, "%", "not judged", note=note))
-                else:
-                    note = f"no eval result yet: zoo eval {card.name} --dataset {dataset}"
-                    out.append(Claim(name, reported, None, "%", "not measured", note=note))
-                continue
-            value = float(row[metric])
-            tolerance = metric_tolerance(reported)
-            claim = Claim(name, reported, round(value, 3), "%", "", f"±{tolerance:g} points", _pct(value, reported))
-            out.append(_judge(card, claim, abs(value - reported) <= tolerance + 1e-9))
+def _tolerance_text(tolerance: float, metric: Metric) -> str:
+    unit = "points" if metric.unit == "%" else metric.unit
+    if metric.relative:
+        return f"±{metric.tolerance:g}% (±{tolerance:.4g} {unit})".rstrip()
+    return f"±{tolerance:g} {unit}".rstrip()
+
+
+def _value(run: Result, claim: str, dataset: str, metric: str) -> float | None:
+    """The run's figure for ``claim``: ``metrics[metric]``, or for a nested claim
+    (``mvtec-ad.per_category.bottle.image_auroc``) the same path in its metrics or details."""
+    path = claim[len(dataset) + 1:] if claim.startswith(dataset + ".") else metric
+    value: Any = run.metrics.get(path)
+    if value is None and path != metric:
+        value = run.details
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, Mapping) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def check_metrics(card: Card, runs: Runs | None = None, task: tuple[str, Task] | None = None) -> list[Claim]:
+    """Every reported figure of the card beside the latest run that can test it, judged with the
+    task's metric (its unit and tolerance) at the claim's protocol and precision."""
+    runs = runs if runs is not None else read_runs()
+    figures = card.reported.figures() if card.reported else []
+    if not figures:
+        return []
+    entry = task if task is not None else task_of(card)
+    out: list[Claim] = []
+    protocols: dict[str, dict[str, Any] | ZooError] = {}
+    precision = claim_precision(card)
+    for name, dataset, metric_name, reported in figures:
+        if entry is None:
+            out.append(Claim(name, reported, None, "", "not installed",
+                             note=f"no installed plugin declares task {card.task!r}"))
+            continue
+        spec = entry[1]
+        metric = spec.metric(metric_name) if spec.metrics else Metric(name=metric_name)  # zoo 0.1 bare task
+        if metric is None:
+            known = ", ".join(m.name for m in spec.metrics)
+            out.append(Claim(name, reported, None, "", "error",
+                             note=f"task {spec.name} has no metric {metric_name!r} (its metrics: {known})"))
+            continue
+        if dataset not in protocols:
+            try:
+                protocols[dataset] = claim_protocol(card, dataset, entry)
+            except ZooError as exc:
+                protocols[dataset] = exc
+        protocol = protocols[dataset]
+        if isinstance(protocol, ZooError):
+            out.append(Claim(name, reported, None, metric.unit, "error", note=first_line(protocol)))
+            continue
+        usable = [r for r in runs.on(card.name, dataset) if _value(r, name, dataset, metric_name) is not None]
+        run, reasons = evidence(card, dataset, usable, protocol, precision)
+        if run is None:
+            if reasons:
+                note = f"runs exist only with {'; '.join(reasons)}"
+                out.append(Claim(name, reported, None, metric.unit, "not judged", note=note))
+            else:
+                note = f"no eval result yet: zoo eval {card.name} --dataset {dataset}"
+                out.append(Claim(name, reported, None, metric.unit, "not measured", note=note))
+            continue
+        value = _value(run, name, dataset, metric_name)
+        assert value is not None
+        tolerance = metric_tolerance(reported, metric)
+        claim = Claim(name, reported, round(value, 3), metric.unit, "", _tolerance_text(tolerance, metric),
+                      _pct(value, reported), direction=metric.direction)
+        out.append(_judge(card, claim, abs(value - float(reported)) <= tolerance + 1e-9))
     return out
 
 
@@ -374,7 +492,7 @@ def this_hardware() -> str:
 
 def verify_card(
     card: Card,
-    runs: Runs | Mapping[tuple[str, str], Sequence[Mapping[str, Any]]] | None = None,
+    runs: Runs | None = None,
     *,
     here: str | None = None,
     speed: bool = False,
@@ -386,7 +504,7 @@ def verify_card(
     """
     from zoo.measure.bench import static_counts
 
-    by_key = _runs_by_key(runs)
+    runs = read_runs() if runs is None else runs
     report: dict[str, Any] = {"model": card.name, "paper": card.paper, "plugin": card.plugin,
                               "source": card.reported.source if card.reported else None}
     claims: list[Claim] = []
@@ -409,7 +527,7 @@ def verify_card(
     if counts is not None:
         report.update(status="checked", counted_on=counts["counted_on"])
         claims += [check_params(card, counts["params"]), check_macs(card, counts["macs"])]
-    claims += check_metrics(card, by_key)
+    claims += check_metrics(card, runs)
     claims += check_other_weights(card)
     if counts is not None:
         claims += check_speed(card, here or this_hardware(), _speed_measurer(card) if speed else None)

@@ -96,7 +96,6 @@ def bench_command(names, device, batch_size, amp, channels_last, compile_, patch
       zoo bench fastervit-2 --device cuda --amp bf16 --channels-last --json
     """
     from zoo.measure import bench
-    from zoo.report import plot
 
     for name in names:  # unknown names fail before any timing
         lookup.get_card(name)
@@ -115,11 +114,11 @@ def bench_command(names, device, batch_size, amp, channels_last, compile_, patch
     if as_json:
         click.echo(json.dumps(results, indent=2))
     if not no_record:
-        from zoo.records.results import ResultsWriteError
+        from zoo.records import ResultsWriteError, append_bench
 
         for result in results:
             try:
-                plot.record_bench(result)
+                append_bench(result)
             except ResultsWriteError as exc:  # the measurement succeeded: warn, exit 0
                 click.echo(f"Warning: the bench result of {result['model']} was not recorded: {exc}", err=True)
     elif results and results[0].get("load_avg"):
@@ -165,7 +164,7 @@ def verify_command(names, all_, speed, strict, as_json) -> None:
         raise UserError("give model NAMES or --all (not both)" if names else "give model NAMES or --all")
     runs = verify.read_runs()
     if runs.skipped:
-        from zoo.records.results import skipped_note
+        from zoo.records import skipped_note
 
         click.echo(skipped_note(runs.skipped, runs.path), err=True)
     reports = verify.verify(names, speed=speed, runs=runs)
@@ -227,11 +226,11 @@ def compare_command(names, as_json) -> None:
     from zoo.claims import verify
     from zoo.errors import ZooError
     from zoo.measure.bench import static_counts
-    from zoo.report import plot
+    from zoo.records import latest_bench
 
     cat = lookup.catalog()
     cards = [lookup.get_card(n) for n in names]
-    results, bench = verify.load_results(), plot.load_bench()
+    results, bench = verify.load_results(), latest_bench()
     columns = []
     for card in cards:
         paper, r = cat.paper_of(card), card.reported
@@ -243,8 +242,8 @@ def compare_command(names, as_json) -> None:
             note = str(exc)
         else:
             note = ""
-        b = bench.get(card.name, {})
-        ev = results.get((card.name, "imagenet"), {})
+        b = bench[card.name].flat() if card.name in bench else {}
+        ev = results[(card.name, "imagenet")].metrics if (card.name, "imagenet") in results else {}
         columns.append({
             "model": card.name, "paper": paper.title, "venue": paper.venue, "license": cat.license_of(card),
             "installed": cat.installed(card), "input": "x".join(map(str, card.input_size)),
@@ -257,7 +256,7 @@ def compare_command(names, as_json) -> None:
             "measured throughput": (f"{b['throughput_img_s']} img/s ({b['device']}, batch {b['batch_size']})"
                                     if b.get("throughput_img_s") else None),
             "reported latency": "; ".join(_speed(dict(i), "ms") for i in r.latency) if r and r.latency else None,
-            "measured latency": (f"{b['latency_ms']['median']} ms ({b['device']})" if b.get("latency_ms") else None),
+            "measured latency": (f"{b['latency_ms']} ms ({b['device']})" if b.get("latency_ms") else None),
             "note": note or None,
         })
     if as_json:

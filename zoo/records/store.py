@@ -142,7 +142,7 @@ def _from_v1_bench(obj: dict[str, Any]) -> Result | None:
     if not all(_number_or_none(v) for v in metrics.values()):
         return None
     precision = obj.get("precision") or obj.get("amp") or "fp32"
-    skip = {"model", "kind", "task", "dataset", "precision", *_BENCH_METRICS, *_BENCH_KEPT}
+    skip = {"model", "kind", "task", "dataset", "precision", "latency_ms", *_BENCH_METRICS, *_BENCH_KEPT}
     details = {k: v for k, v in obj.items() if k not in skip}
     task = obj.get("task") if isinstance(obj.get("task"), str) else "image-classification"
     return Result(model=obj["model"], dataset=str(obj.get("dataset") or "synthetic"), task=task, kind="bench",

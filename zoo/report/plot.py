@@ -2,20 +2,23 @@
 
 Points come from the cards (``source="reported"``) or from measurements (``source="measured"``:
 params and MACs counted now, throughput/latency from ``zoo bench`` runs recorded in
-``$ZOO_HOME/bench.jsonl``, accuracy from ``$ZOO_HOME/results.jsonl``). matplotlib is optional
+``$ZOO_HOME/bench.jsonl``, accuracy from ``$ZOO_HOME/results.jsonl``, both read by :mod:`zoo.records`). matplotlib is optional
 (``pip install 'zoo-core[plot]'``); everything but drawing works without it.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zoo.errors import NotInstalled, UserError
 from zoo.registry import lookup
 from zoo.registry.cards import Card
+
+if TYPE_CHECKING:
+    from zoo.records.result import Result
 
 X_AXES = {  # name -> (label, higher is better)
     "throughput": ("throughput (img/s)", True),
@@ -37,32 +40,23 @@ class Point:
 
 
 def bench_path() -> Path:
-    from zoo.paths import zoo_home
+    from zoo.records import bench_path as path
 
-    return zoo_home() / "bench.jsonl"
+    return path()
 
 
-def record_bench(result: dict[str, Any], path: str | Path | None = None) -> Path:
-    """Append one ``zoo bench`` result to the bench log (measured numbers never go into cards): a
-    complete, fsync'd line or :class:`zoo.records.results.ResultsWriteError`, as for eval results."""
-    from zoo.records.results import append_jsonl
+def record_bench(result: Mapping[str, Any] | Result, path: str | Path | None = None) -> Path:
+    """Deprecated alias of :func:`zoo.records.append_bench` (the one writer of bench records)."""
+    from zoo.records import append_bench
 
-    return append_jsonl(Path(path) if path is not None else bench_path(), result, sort_keys=True)
+    return append_bench(result, path)
 
 
 def load_bench(path: str | Path | None = None) -> dict[str, dict[str, Any]]:
-    """The latest bench result per model."""
-    path = Path(path) if path is not None else bench_path()
-    latest: dict[str, dict[str, Any]] = {}
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(row, dict) and isinstance(row.get("model"), str):
-                latest[row["model"]] = row
-    return latest
+    """Deprecated: the latest bench result per model as a flat dict (:func:`zoo.records.latest_bench`)."""
+    from zoo.records import latest_bench
+
+    return {model: result.flat() for model, result in latest_bench(path).items()}
 
 
 def _reported_x(card: Card, x: str) -> tuple[float | None, str | None]:
@@ -80,21 +74,19 @@ def _reported_x(card: Card, x: str) -> tuple[float | None, str | None]:
     return None, None
 
 
-def _measured_x(card: Card, x: str, bench: dict[str, dict[str, Any]]) -> tuple[float | None, str | None]:
+def _measured_x(card: Card, x: str, bench: Mapping[str, Result]) -> tuple[float | None, str | None]:
     row = bench.get(card.name)
     if x in ("params", "gmacs"):
-        if row is not None:
-            return row["params_m" if x == "params" else "gmacs"], None
+        value = row.metrics.get("params_m" if x == "params" else "gmacs") if row is not None else None
+        if value is not None:
+            return value, None
         from zoo.measure.bench import static_counts
 
         counts = static_counts(card.name)
         return (counts["params"] / 1e6 if x == "params" else counts["macs"] / 1e9), None
     if row is None:
         return None, None
-    if x == "throughput":
-        return row.get("throughput_img_s"), row.get("device")
-    latency = row.get("latency_ms") or {}
-    return latency.get("median"), row.get("device")
+    return row.metrics.get("throughput_img_s" if x == "throughput" else "latency_ms"), row.device
 
 
 def collect_points(
@@ -117,16 +109,17 @@ def collect_points(
     if source == "measured":
         from zoo.claims.verify import load_results
         from zoo.errors import ZooError
+        from zoo.records import latest_bench
 
-        results, bench = load_results(), load_bench()
+        results, bench = load_results(), latest_bench()
     points = []
     for card in cards:
         if source == "reported":
             xv, hw = _reported_x(card, x)
             yv = card.reported.metrics.get(dataset, {}).get(y) if card.reported else None
         else:
-            row = results.get((card.name, dataset), {})
-            yv = row.get(y)
+            row = results.get((card.name, dataset))
+            yv = row.metrics.get(y) if row is not None else None
             if yv is None:
                 continue  # no eval yet: skip before paying for a build
             try:

@@ -159,7 +159,7 @@ def test_listed_with_task_and_primary_metric_without_importing_torch(installed):
     assert light.returncode == 0, light.stderr
 
 
-def test_info_shows_the_task_field_and_claims_with_units(installed):
+def test_info_shows_the_task_field_and_claims(installed):
     shown = fresh("info", "imgreg-s")
     assert shown.returncode == 0, shown.stderr
     text = shown.stdout

@@ -332,3 +332,60 @@ def test_sys_exit_in_a_builder_is_a_build_error_not_an_exit(install_plugin):
     with pytest.raises(Exception, match=r"plugin 'acme': cannot import 'zoo_thirdparty_acme.model:acme_tiny': "
                                         r"SystemExit: called sys.exit\(5\)"):
         zoo.api.create_model("acme-tiny")
+
+
+# -- issue #11: tasks are objects; zoo_fold and zoo_read_checkpoint are per card -------------------
+
+TASK_HEAD = "from zoo.registry.tasks import Metric, Task\n\n@hookimpl\ndef zoo_tasks():\n    "
+
+
+@pytest.mark.parametrize("body, expected", [
+    ("return {'counting': Task(name='regression', evaluate='m:f')}",
+     "zoo_tasks() returned an invalid entry 'counting': Task"),
+    ("return {'counting': Task(name='counting', metrics=('mae',), evaluate='m:f')}",
+     "zoo_tasks() raised ValueError: task 'counting': metrics must be Metric objects, got 'mae'"),
+    ("return {'counting': Task(name='counting', datasets='folder', evaluate='m:f')}",
+     "zoo_tasks() returned an invalid entry 'counting': Task"),
+    ("return {'counting': Task(name='counting', evaluate='no_colon')}",
+     "zoo_tasks() raised ValueError: task 'counting': evaluate must be 'module:callable'"),
+    ("return {'counting': Task(name='counting', metrics=(Metric(name='mae', tolerance=-1),))}",
+     "zoo_tasks() raised ValueError: metric 'mae': tolerance must be a finite number >= 0"),
+])
+def test_a_bad_task_object_is_charged_to_its_plugin_only(install_plugin, body, expected):
+    install_acme(install_plugin)
+    install_bad(install_plugin, TASK_HEAD + body + "\n")
+    assert "counting" not in zoo.api.hook_entries("zoo_tasks") and "regression" not in zoo.api.hook_entries("zoo_tasks")
+    from zoo.registry import lookup
+
+    assert lookup.get_task("image-classification") is not None
+    assert zoo.api.get_builder(zoo.api.get_card("acme-tiny")).__name__ == "acme_tiny"
+    [problem] = zoo.api.catalog().plugin_status("bad").problems
+    assert problem.startswith(f"plugin 'bad': {expected}"), problem
+    rows = plugin_rows()
+    assert rows["bad"]["status"] == "degraded" and rows["acme"]["status"] == "ok"
+    result = run("list", "acme")
+    assert result.exit_code == 0 and "acme-tiny" in result.stdout and "Traceback" not in result.output
+
+
+def test_a_good_task_object_is_installed_under_its_name(install_plugin):
+    install_bad(install_plugin, TASK_HEAD + "return {'counting': Task(name='counting', evaluate='m:f', "
+                "metrics=(Metric(name='mae', direction='lower', primary=True),))}\n", name="good")
+    from zoo.registry import lookup
+
+    task = lookup.get_task("counting")
+    assert task is not None and task.primary.name == "mae"
+    assert zoo.api.catalog().plugin_status("good").problems == []
+
+
+def test_a_raising_fold_hook_of_another_plugin_never_touches_acmes_cards(install_plugin):
+    from zoo.measure import bench
+    from zoo.weights import checkpoint
+
+    install_acme(install_plugin)
+    install_bad(install_plugin, "@hookimpl\ndef zoo_fold(card, model):\n    raise RuntimeError('fold broke')\n"
+                "@hookimpl\ndef zoo_read_checkpoint(card, path):\n    raise RuntimeError('read broke')\n")
+    card = zoo.api.get_card("acme-tiny")
+    model = zoo.api.create_model("acme-tiny")
+    assert bench.fold(model, card, required=False)[1] is None  # bad's zoo_fold is never asked for acme's card
+    assert checkpoint._call_own(card, "zoo_read_checkpoint", card=card, path=Path("x.pt")) is None
+    assert zoo.api.catalog().plugin_status("bad").problems == []

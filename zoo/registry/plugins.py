@@ -188,10 +188,14 @@ _TASKS = "a dict of name -> zoo.registry.tasks.Task (or a bare 'module:callable'
 
 
 def _task_item(key: Any, value: Any) -> bool:
-    from zoo.registry.tasks import Task
+    from zoo.registry.tasks import Metric, Task
 
-    if isinstance(value, Task):
-        return isinstance(key, str) and key == value.name
+    if isinstance(value, Task):  # its own __post_init__ checked names and refs; the containers are checked here
+        return (isinstance(key, str) and key == value.name
+                and isinstance(value.metrics, tuple | list) and all(isinstance(m, Metric) for m in value.metrics)
+                and isinstance(value.datasets, tuple | list) and all(isinstance(d, str) and d for d in value.datasets)
+                and isinstance(value.card_fields, Mapping) and isinstance(value.defaults, Mapping)
+                and (value.parse_fields is None or callable(value.parse_fields)))
     return _table_item(key, value)
 
 #: What each 1:N hook must return: (description, accepted container types, check of one item).

@@ -96,6 +96,10 @@ class Task:
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
             raise ValueError("a task needs a name")
+        bad = next((m for m in self.metrics if not isinstance(m, Metric)), None) \
+            if isinstance(self.metrics, tuple | list) else self.metrics
+        if bad is not None:
+            raise ValueError(f"task {self.name!r}: metrics must be Metric objects, got {bad!r:.60}")
         names = [m.name for m in self.metrics]
         if len(set(names)) != len(names):
             raise ValueError(f"task {self.name!r}: metric names repeat: {names}")

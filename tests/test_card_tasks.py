@@ -391,6 +391,15 @@ models:
     plugin: dense
     builder: picky
     num_classes: 5
+  seg-2w:
+    paper: dense
+    task: toy-anomaly
+    plugin: dense
+    builder: picky
+    num_classes: 5
+    weights:
+      - {name: coco, hub: acme/seg, file: coco.safetensors}
+      - {name: ade, hub: acme/seg, file: ade.safetensors, num_classes: 7, input_size: [3, 64, 64]}
 '''
 
 
@@ -433,3 +442,19 @@ def test_builder_without_features_only_is_one_build_error(install_plugin):
     assert str(info.value) == ("model 'ad-good': builder 'scorer' of plugin 'dense' does not take features_only "
                                "(it cannot build a feature extractor)")
 
+
+
+def test_create_model_builds_and_loads_the_named_weights_entry(install_plugin, tmp_path):
+    from safetensors.torch import save_file
+
+    install_dense(install_plugin)
+    assert zoo.api.create_model("seg-2w").out_features == 5  # the default: the first entry, the card's classes
+    ade = torch.nn.Linear(4, 7)
+    path = tmp_path / "ade.safetensors"
+    save_file(ade.state_dict(), str(path))
+    model = zoo.api.create_model("seg-2w", weights="ade", checkpoint=path)
+    assert model.out_features == 7 and torch.equal(model.weight, ade.weight)
+    assert model.pretrained_cfg["input_size"] == (3, 64, 64) and model.pretrained_cfg["num_classes"] == 7
+    with pytest.raises(UserError) as info:
+        zoo.api.create_model("seg-2w", weights="cityscapes")
+    assert str(info.value) == "model 'seg-2w' has no weights 'cityscapes' (its weights: coco, ade)"

@@ -58,11 +58,11 @@ class Result:
         return asdict(self)
 
     def flat(self) -> dict[str, Any]:
-        """The record as one flat dict in the shape zoo 0.1 wrote (``top1`` beside ``model``,
-        ``preprocess`` at the top), for ``zoo results`` and callers not yet switched to Result:
-        ``model``, ``dataset``, ``precision`` and every field that is not at its default (a schema-1
-        line reads back as it was written, less its null fields), then metrics, details and the
-        protocol's entries (an earlier one wins a name)."""
+        """The record as one flat dict in the shape zoo 0.1 wrote (``top1`` beside ``model``), for
+        ``zoo results`` and callers not yet switched to Result: ``model``, ``dataset``,
+        ``precision`` and every other field not at its default (a migrated schema-1 line reads back
+        as it was written, less its null fields), then the metrics and the details (an earlier one
+        wins a name), and ``protocol`` when there is one."""
         out: dict[str, Any] = {"model": self.model, "dataset": self.dataset, "precision": self.precision}
         for f in fields(self):
             if f.name in out or f.name in ("metrics", "details", "protocol", "schema"):
@@ -71,7 +71,9 @@ class Result:
             value = getattr(self, f.name)
             if value != default:
                 out[f.name] = value
-        for part in (self.metrics, self.details, self.protocol):
+        for part in (self.metrics, self.details):
             for key, value in part.items():
                 out.setdefault(key, value)
+        if self.protocol:
+            out.setdefault("protocol", self.protocol)
         return out

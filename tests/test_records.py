@@ -164,6 +164,13 @@ def test_old_bench_lines_read_as_bench_results():
         records.append_bench(Result(model="m", dataset="d"))
 
 
+def test_a_bench_figure_that_is_not_finite_is_recorded_as_none():
+    r = store.bench_result({**OLD_BENCH, "throughput_img_s": float("inf"), "gmacs": float("nan")})
+    assert r.metrics["throughput_img_s"] is None and r.metrics["gmacs"] is None and r.metrics["params_m"] == 5.717416
+    with pytest.raises(ValueError, match="not a bench result"):
+        store.bench_result({"model": 3})
+
+
 def test_eval_and_bench_records_do_not_mix(tmp_path):
     records.append(V1_LINE)
     records.append_bench(OLD_BENCH)

@@ -147,11 +147,12 @@ def _claim_row(model: str, c: dict[str, Any]) -> list[str]:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one report per card.")
 def verify_command(names, all_, speed, strict, as_json) -> None:
     """For each card (NAMES, or --all), each reported claim beside its measurement: params and MACs
-    (built with random weights, no download), accuracy from the eval results file, throughput and
-    latency only on the paper's hardware class. Each claim holds, is off by X%, is explained by
-    the card's deviations, or is not measurable here (and why). Accuracy is judged only with fp32
-    runs of the card's own weights ("not judged" says why a run cannot test it); figures the card
-    quotes for other weights are "not testable" and never fail.
+    (built with random weights, no download), every metric of the card's task from the eval results
+    file (with that metric's tolerance), throughput and latency only on the paper's hardware class.
+    Each claim holds, is off by X%, is explained by the card's deviations, or is not measurable here
+    (and why). A metric is judged only with runs of the card's own weights at the claim's precision
+    (fp32) and protocol (preprocessing, the whole ImageNet-C, ...): "not judged" says why a run
+    cannot test it; figures the card quotes for other weights are "not testable" and never fail.
 
     \b
     Example:

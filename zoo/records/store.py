@@ -150,8 +150,10 @@ def _from_v1_bench(obj: dict[str, Any]) -> Result | None:
 
 
 def bench_result(raw: Mapping[str, Any]) -> Result:
-    """The Result of a ``zoo.measure.bench.benchmark`` dict (what ``zoo bench`` records)."""
-    result = _from_v1_bench({**raw, "kind": "bench"})
+    """The Result of a ``zoo.measure.bench.benchmark`` dict (what ``zoo bench`` records). A figure
+    that is not a finite number (a timer that read zero) is recorded as None, not refused."""
+    clean = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in raw.items()}
+    result = _from_v1_bench({**clean, "kind": "bench"})
     if result is None:
         raise ValueError(f"not a bench result: {sorted(raw)[:8]}")
     return result

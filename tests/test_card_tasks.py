@@ -458,3 +458,22 @@ def test_create_model_builds_and_loads_the_named_weights_entry(install_plugin, t
     with pytest.raises(UserError) as info:
         zoo.api.create_model("seg-2w", weights="cityscapes")
     assert str(info.value) == "model 'seg-2w' has no weights 'cityscapes' (its weights: coco, ade)"
+
+
+def test_zoo_info_shows_a_card_of_an_uninstalled_task_with_its_fields(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from zoo.cli import cli
+
+    registry = tmp_path / "registry.yaml"
+    body = GOOD.replace("toy-anomaly", "nobodys-task").replace("    target:", "    colour: blue\n    target:")
+    registry.write_text(PAPERS + "models:\n" + textwrap.dedent(body).strip("\n").replace("\n", "\n  ").join(["  ", "\n"]))
+    monkeypatch.setenv("ZOO_REGISTRY", str(registry))
+    zoo.api.reset()
+    result = CliRunner().invoke(cli, ["info", "ad-1"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "input     -, no classes" in lines and "colour    blue" in lines
+    assert "target    {'scale': 255, 'offset': 0}" in lines
+    assert "               protocol k_shot 4, seeds [0, 1, 2], resize 240, fast True, mode zero-shot" in lines
+    assert "  mvtec-ad.per_category.bottle.pixel_aupro 90.1" in lines

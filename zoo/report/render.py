@@ -99,11 +99,14 @@ def card_page(card: Card, paper: Paper, installed: bool, license: str | None) ->
         f"license   {license or '-'}",
         "",
         f"builder   {card.plugin}:{card.builder}" + (f"   patch {card.patch}" if card.patch else ""),
-        f"input     {'x'.join(map(str, card.input_size))}, {card.num_classes} classes",
-        f"preproc   resize {resize_size(card)} ({pre.interpolation}, crop_pct {pre.crop_pct}, {pre.crop_mode}), "
-        f"crop {card.input_size[1]}x{card.input_size[2]}",
+        f"input     {'x'.join(map(str, card.input_size)) if card.input_size else '-'}, "
+        f"{card.num_classes if card.num_classes is not None else 'no'} classes",
+        f"preproc   resize {resize_size(card) or '-'} ({pre.interpolation}, crop_pct {pre.crop_pct}, {pre.crop_mode}), "
+        f"crop {'x'.join(map(str, card.input_size[1:])) if card.input_size else '-'}",
         f"          mean {list(pre.mean)}  std {list(pre.std)}",
     ]
+    for key, value in card.fields.items():  # task-owned fields (as written when the task is not installed)
+        lines.append(f"{key:<9} {value}")
     if card.weights:
         lines.append("weights   " + "\n          ".join(
             w.describe() + (f"  sha256 {w.sha256[:12]}…" if w.sha256 else "  (no sha256 on the card)") for w in card.weights
@@ -117,6 +120,10 @@ def card_page(card: Card, paper: Paper, installed: bool, license: str | None) ->
         lines += ["", f"reported  ({r.source})"]
         for dataset, metrics in r.metrics.items():
             lines.append(f"  {dataset:<12} " + ", ".join(f"{k} {fmt(v, 2)}" for k, v in metrics.items()))
+            if r.protocol(dataset):
+                lines.append(f"  {'':<12} protocol " + ", ".join(f"{k} {v}" for k, v in r.protocol(dataset).items()))
+        for claim, _dataset, _metric, value in r.figures()[sum(len(m) for m in r.metrics.values()):]:
+            lines.append(f"  {claim} {fmt(value, 2)}")  # nested tables (per-category figures)
         if r.params_m is not None:
             lines.append(f"  {'params':<12} {fmt(r.params_m, 2)} M")
         if r.gmacs is not None:
@@ -138,9 +145,11 @@ def card_page(card: Card, paper: Paper, installed: bool, license: str | None) ->
     return "\n".join(lines)
 
 
-def resize_size(card: Card) -> int:
-    """Short side before the center crop, as timm computes it: floor(size / crop_pct)."""
+def resize_size(card: Card) -> int | None:
+    """Short side before the center crop, as timm computes it: floor(size / crop_pct); None without input_size."""
     import math
 
+    if card.input_size is None:
+        return None
     size = card.input_size[1]
     return size if card.preprocess.crop_pct >= 1.0 else math.floor(size / card.preprocess.crop_pct)

@@ -153,3 +153,27 @@ def resize_size(card: Card) -> int | None:
         return None
     size = card.input_size[1]
     return size if card.preprocess.crop_pct >= 1.0 else math.floor(size / card.preprocess.crop_pct)
+
+
+def _num(value: Any, digits: int = 2, signed: bool = False) -> str:
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "-"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def results_table(results: Sequence[Any], metrics: Sequence[tuple[str, str]] = (("top1", "top-1"), ("top5", "top-5"))
+                  ) -> str:
+    """`zoo results`: one row per :class:`~zoo.records.result.Result`, oldest first: its ``metrics``
+    (name, column title; the first is the headline, shown beside the paper's figure and the delta
+    that ``zoo eval`` recorded as ``reported_<name>``/``delta_<name>``), images, throughput, device
+    and precision. With the default columns, a classification table reads as zoo 0.1 printed it."""
+    head = metrics[0][0] if metrics else None
+    rows = []
+    for r in results:
+        details = r.details
+        rows.append([r.time or "-", r.model, r.dataset, *[_num(r.metrics.get(name)) for name, _ in metrics],
+                     _num(details.get(f"reported_{head}")), _num(details.get(f"delta_{head}"), signed=True),
+                     str(r.images), _num(r.throughput_img_s, 1), r.device or "-", r.precision or "-"])
+    headers = ["time", "model", "dataset", *[title for _, title in metrics], "paper", "delta", "images", "img/s",
+               "device", "precision"]
+    return table(rows, headers, align="lll" + "r" * (len(metrics) + 4) + "ll")

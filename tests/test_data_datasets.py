@@ -89,7 +89,8 @@ def test_200_class_subsets_score_on_their_logits(tmp_path, name):
             logits[:, indices[3]] = 5.0
             return logits
 
-    card = Card(name="fixed", paper="p", task="image-classification", plugin="p", builder="b", input_size=(3, 32, 32))
+    card = Card(name="fixed", paper="p", task="image-classification", plugin="p", builder="b", input_size=(3, 32, 32),
+                num_classes=1000)
     out = classification.evaluate(Fixed(), card, ds, {"device": "cpu", "workers": 0, "channels_last": False})
     assert out["top1"] == 100.0 and out["images"] == 1
 
@@ -109,7 +110,8 @@ def test_real_labels_score_against_label_sets_and_skip_unlabelled(tmp_path):
             logits[:, 4] = 1.0
             return logits
 
-    card = Card(name="c", paper="p", task="image-classification", plugin="p", builder="b", input_size=(3, 32, 32))
+    card = Card(name="c", paper="p", task="image-classification", plugin="p", builder="b", input_size=(3, 32, 32),
+                num_classes=1000)
     out = classification.evaluate(Predicts4(), card, ds, {"device": "cpu", "workers": 0})
     assert out["images"] == 2 and out["top1"] == 50.0 and out["decoded"] == 3  # image 2 has no ReaL label
 

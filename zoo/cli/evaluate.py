@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from zoo.cli.taskoptions import TaskOptionsCommand
 from zoo.report import render
 
 
@@ -49,24 +50,38 @@ def summary_table(result: dict[str, Any]) -> str:
     return text
 
 
+#: options of `zoo eval` itself; every other parameter is a task option (generated, see taskoptions)
+_VALUE_OPTIONS = ("data_dir", "device", "batch_size", "workers", "threads", "amp", "limit", "checkpoint", "patch",
+                  "save_predictions")
+_FLAGS = {"compile": "--compile", "no_pretrained": "--no-pretrained", "skip_bad_images": "--skip-bad-images",
+          "as_json": "--json"}
+_OWN = {"name", "dataset", "nproc", "channels_last", *_VALUE_OPTIONS, *_FLAGS}
+
+
 def _launch_args(params: dict[str, Any]) -> list[str]:
     """The ``zoo eval`` command line each torchrun worker runs (the same options, minus --nproc)."""
     args = ["eval", params["name"], "--dataset", params["dataset"]]
-    for key in ("data_dir", "device", "batch_size", "workers", "threads", "amp", "limit", "checkpoint", "patch",
-                "corruption", "severity"):
+    for key in _VALUE_OPTIONS:
         if params.get(key) is not None:
             args += [f"--{key.replace('_', '-')}", str(params[key])]
-    flags = {"compile": "--compile", "no_pretrained": "--no-pretrained", "skip_bad_images": "--skip-bad-images",
-             "as_json": "--json"}
-    args += [flag for key, flag in flags.items() if params.get(key)]
+    for key, value in _task_options(params).items():
+        flag = key.replace("_", "-")
+        args += ([f"--{flag}" if value else f"--no-{flag}"] if isinstance(value, bool) else [f"--{flag}", str(value)])
+    args += [flag for key, flag in _FLAGS.items() if params.get(key)]
     args.append("--channels-last" if params.get("channels_last", True) else "--no-channels-last")
     return args
 
 
-@click.command("eval", short_help="Evaluate a model on a dataset; the paper's number beside it.")
+def _task_options(params: dict[str, Any]) -> dict[str, Any]:
+    """The generated task options the user gave (None: not given)."""
+    return {k: v for k, v in params.items() if k not in _OWN and v is not None}
+
+
+@click.command("eval", cls=TaskOptionsCommand, short_help="Evaluate a model on a dataset; the paper's number beside it.")
 @click.argument("name")
-@click.option("--dataset", required=True, help="imagenet, imagenet-v2, imagenet-real, imagenet-sketch, imagenet-a, "
-              "imagenet-r, imagenet-c, or folder:PATH.")
+@click.option("--dataset", required=True, help="A dataset of the model's task (zoo plugins lists them): imagenet, "
+              "imagenet-v2, imagenet-real, imagenet-sketch, imagenet-a, imagenet-r, imagenet-c, ..., or NAME:PATH "
+              "(folder:PATH).")
 @click.option("--data-dir", help="Where the dataset is (default: $ZOO_DATA_DIR/<dataset>).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--batch-size", type=int, default=128, show_default=True)
@@ -81,17 +96,20 @@ def _launch_args(params: dict[str, Any]) -> list[str]:
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False), help="Load this weights file.")
 @click.option("--no-pretrained", is_flag=True, help="Random weights (smoke tests).")
 @click.option("--patch", help="Model patch NAME[:k=v,...], e.g. tome:r=13.")
-@click.option("--corruption", help="imagenet-c: a corruption name, comma list, or all (default).")
-@click.option("--severity", help="imagenet-c: 1-5, comma list, or all (default).")
+@click.option("--save-predictions", type=click.Path(dir_okay=False),
+              help="Write each sample's predictions to this file, in the task's format.")
 @click.option("--skip-bad-images", is_flag=True, help="Score without unreadable images (listed) instead of failing.")
 @click.option("--nproc", type=int, help="Launch N processes with torchrun (one per GPU, or CPU shards).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def eval_command(name: str, dataset: str, data_dir: str | None, device: str, batch_size: int, workers: int | None,
                  threads: int | None,
                  amp: str | None, channels_last: bool, compile: bool, limit: int | None, checkpoint: str | None,
-                 no_pretrained: bool, patch: str | None, corruption: str | None, severity: str | None,
-                 skip_bad_images: bool, nproc: int | None, as_json: bool) -> None:
-    """Evaluate NAME on a dataset: top-1/top-5, the paper's top-1 and the difference.
+                 no_pretrained: bool, patch: str | None, save_predictions: str | None,
+                 skip_bad_images: bool, nproc: int | None, as_json: bool, **task_options: Any) -> None:
+    """Evaluate NAME on a dataset: the task's metrics (top-1/top-5), the paper's figure and the difference.
+
+    Options after --json are the installed tasks' own (the task each belongs to is in brackets);
+    an option of another task than the model's is an error.
 
     The result is printed, then appended to results.jsonl in the zoo home (see `zoo results`); a
     results file that cannot be written is one warning line, and the exit code stays 0. Runs are
@@ -107,8 +125,8 @@ def eval_command(name: str, dataset: str, data_dir: str | None, device: str, bat
     from zoo.errors import UserError, ZooError, first_line
     from zoo.eval import distributed, evaluation
 
-    kwargs = dict(data_dir=data_dir, patch=patch, corruption=corruption, severity=severity, device=device,
-                  batch_size=batch_size, workers=workers, threads=threads, amp=amp, limit=limit)
+    kwargs = dict(data_dir=data_dir, patch=patch, device=device, batch_size=batch_size, workers=workers,
+                  threads=threads, amp=amp, limit=limit, **_task_options(task_options))
     if nproc is not None and distributed.world_size() <= 1:
         # every user error is found here, before torchrun starts a worker (issue #10, item 11)
         plan = evaluation.preflight(name, dataset, nproc=nproc, pretrained=not no_pretrained, checkpoint=checkpoint,
@@ -118,9 +136,9 @@ def eval_command(name: str, dataset: str, data_dir: str | None, device: str, bat
 
     quiet = distributed.rank() != 0
     try:
-        result = evaluation.evaluate(name, dataset, pretrained=not no_pretrained, checkpoint=checkpoint,
-                                     channels_last=channels_last, compile=compile, skip_bad_images=skip_bad_images,
-                                     progress=False if as_json else None, record=False, **kwargs)
+        done = evaluation.run(name, dataset, pretrained=not no_pretrained, checkpoint=checkpoint,
+                              channels_last=channels_last, compile=compile, skip_bad_images=skip_bad_images,
+                              progress=False if as_json else None, save_predictions=save_predictions, **kwargs)
     except evaluation.BadImages as exc:
         if quiet:
             sys.exit(1)
@@ -133,9 +151,10 @@ def eval_command(name: str, dataset: str, data_dir: str | None, device: str, bat
     if quiet:
         return
     # print first, then record: a full or read-only zoo home costs the record, never the result (item 5)
+    result = done.output
     click.echo(json.dumps(result, indent=2) if as_json else summary_table(result))
     try:
-        evaluation.record(result)
+        evaluation.record(done)
     except ZooError as exc:  # results.append: one ResultsWriteError for every OS failure
         click.echo(f"Warning: the result was not recorded: {first_line(exc)}", err=True)
 
@@ -169,20 +188,28 @@ def results_command(model: str | None, dataset: str | None, as_json: bool) -> No
     click.echo(f"{len(records)} run(s) in {results.results_path()}", err=True)
 
 
-@click.command("demo-data", short_help="Write a small generated image folder (no download).")
+@click.command("demo-data", short_help="Write a small generated dataset of a task (no download).")
 @click.argument("directory", type=click.Path(file_okay=False))
-@click.option("--images", "n_images", type=click.IntRange(1), default=64, show_default=True)
-@click.option("--classes", "n_classes", type=click.IntRange(1, 1000), default=8, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-def demo_data_command(directory: str, n_images: int, n_classes: int, seed: int) -> None:
-    """Write N generated JPEGs in WordNet-id class folders under DIRECTORY, for `zoo eval --dataset folder:DIR`.
+@click.option("--task", "task_name", default="image-classification", show_default=True,
+              help="The task whose demo data to write (its plugin's layout).")
+@click.option("--images", "n_images", type=click.IntRange(1), help="How many images (default: the task's; 64 "
+              "for image-classification).")
+@click.option("--classes", "n_classes", type=click.IntRange(1, 1000), help="image-classification: class "
+              "folders (default 8).")
+@click.option("--seed", type=int, help="Random seed (default 0).")
+def demo_data_command(directory: str, task_name: str, n_images: int | None, n_classes: int | None,
+                      seed: int | None) -> None:
+    """Write a small generated dataset for TASK under DIRECTORY, in the layout its datasets read.
+
+    For image-classification: JPEGs in WordNet-id class folders, for `zoo eval --dataset folder:DIR`.
 
     \b
     Example:
       zoo demo-data /tmp/zoo-demo --images 32
       zoo eval efficientmod-xxs --dataset folder:/tmp/zoo-demo --no-pretrained
     """
-    from zoo.tasks.classification.data.demo import make_demo_folder
+    from zoo.eval import demo
 
-    path = make_demo_folder(directory, n_images=n_images, n_classes=n_classes, seed=seed)
-    click.echo(f"wrote {n_images} images in {n_classes} class folders under {path}")
+    given = {k: v for k, v in (("n_images", n_images), ("n_classes", n_classes), ("seed", seed)) if v is not None}
+    path = demo.make_demo_data(task_name, directory, **given)
+    click.echo(f"wrote {task_name} demo data under {path}")

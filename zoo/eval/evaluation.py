@@ -411,6 +411,15 @@ def record(result: Result | Evaluation | Mapping[str, Any]) -> Path | None:
     return results.append(result)
 
 
+def _prediction_writer(plan: Plan) -> Callable[..., Any]:
+    """The task's ``write_predictions`` callable; a UserError when the task has none."""
+    from zoo.registry import plugins
+
+    if plan.spec is None or not plan.spec.write_predictions:
+        raise UserError(f"--save-predictions: task {plan.card.task!r} does not write predictions")
+    return plugins.resolve(plan.spec.write_predictions, plan.plugin)
+
+
 def run(
     name: str,
     dataset: str,
@@ -419,6 +428,7 @@ def run(
     pretrained: bool = True,
     checkpoint: str | Path | None = None,
     patch: str | None = None,
+    save_predictions: str | Path | None = None,
     **options: Any,
 ) -> Evaluation:
     """Evaluate without recording: the printed output and the :class:`Result` (see :func:`evaluate`)."""
@@ -426,6 +436,10 @@ def run(
 
     plan = prepare(name, dataset, data_dir=data_dir, patch=patch, **options)
     card = plan.card
+    writer = _prediction_writer(plan) if save_predictions is not None else None
+    if writer is not None:
+        plan.runtime.predictions = True
+        plan.runtime_options["predictions"] = True
     started = distributed.init(plan.device)
     try:
         model = build.create_model(card.name, pretrained=pretrained, checkpoint=checkpoint, patch=patch)
@@ -438,6 +452,13 @@ def run(
     if not isinstance(metrics, Mapping):
         raise PluginError(plan.plugin, f"evaluate of task {card.task!r} returned {type(metrics).__name__}, "
                                        "not a dict of metrics")
+    if writer is not None and distributed.rank() == 0:
+        metrics = dict(metrics)
+        try:
+            written = writer(metrics.pop("predictions", {}), Path(save_predictions))  # type: ignore[arg-type]
+        except OSError as exc:
+            raise UserError(f"--save-predictions {save_predictions}: {exc.strerror or exc}") from None
+        metrics["predictions_file"] = str(written)
     output = _output(plan, metrics, pretrained=pretrained, checkpoint=checkpoint, patch=patch)
     bad = output.get("bad_images") or []
     if bad and not plan.runtime.skip_bad_images:
@@ -455,6 +476,7 @@ def evaluate(
     checkpoint: str | Path | None = None,
     patch: str | None = None,
     record: bool = True,
+    save_predictions: str | Path | None = None,
     **options: Any,
 ) -> dict[str, Any]:
     """Evaluate model ``name`` on ``dataset``; return the result (also appended to the results file).
@@ -468,6 +490,8 @@ def evaluate(
     :param record: append the run to ``<zoo home>/results.jsonl`` (rank 0 only) with
         :func:`record`; a failed append is a :class:`RuntimeWarning`, not an error: the
         evaluation itself succeeded.
+    :param save_predictions: write each sample's predictions to this file with the task's
+        ``write_predictions`` (classification: JSON lines of top-5 class indices).
     :param options: the shared runtime's (:class:`~zoo.eval.runtime.Runtime`: ``device``,
         ``batch_size``, ``workers``, ``threads``, ``amp`` (default fp32), ``channels_last``,
         ``compile``, ``limit``, ``skip_bad_images``, ``progress``, ``predictions``) and the task's
@@ -480,7 +504,7 @@ def evaluate(
     :raises BadImages: when images could not be decoded and ``skip_bad_images`` is false.
     """
     done = run(name, dataset, data_dir=data_dir, pretrained=pretrained, checkpoint=checkpoint, patch=patch,
-               **options)
+               save_predictions=save_predictions, **options)
     if record:
         try:
             _append_run(done)

@@ -300,7 +300,7 @@ def test_cli_bench_checkpoint_is_loaded_strictly(claims_zoo, tmp_path):
     (["bench", "no-such-model"], "unknown model 'no-such-model'"),
     (["bench", "tiny-net", "--batch-size", "0"], "--batch-size: expected a positive integer, got 0"),
     (["bench", "tiny-net", "--repeats", "-1"], "--repeats: expected a positive integer, got -1"),
-    (["bench", "tiny-net", "--device", "tpu"], "--device: expected cpu, cuda or cuda:N, got 'tpu'"),
+    (["bench", "tiny-net", "--device", "tpu"], "--device: expected auto, cpu, cuda or cuda:N, got 'tpu'"),
 ])
 def test_cli_bench_bad_input_is_one_line_exit_2(claims_zoo, args, message):
     result = CliRunner().invoke(cli, args)
@@ -311,10 +311,50 @@ def test_cli_bench_bad_input_is_one_line_exit_2(claims_zoo, args, message):
 
 def test_cli_bench_amp_on_a_cpu_without_support(claims_zoo, monkeypatch):
     monkeypatch.setattr(bench, "cpu_supports", lambda amp: False)
-    result = CliRunner().invoke(cli, ["bench", "tiny-net", "--device", "cpu", "--amp", "fp16"])
+    result = CliRunner().invoke(cli, ["bench", "tiny-net", "--device", "cpu", "--amp", "bf16"])
     assert result.exit_code == 2
-    assert "--amp fp16: this CPU" in result.output and "has no native fp16 support" in result.output
+    assert "--amp bf16: this CPU" in result.output and "has no native bf16 support" in result.output
     assert "Traceback" not in result.output
+    result = CliRunner().invoke(cli, ["bench", "tiny-net", "--device", "cpu", "--amp", "fp16"])  # eval's rule
+    assert result.exit_code == 2 and "--amp fp16 is for CUDA; use --amp bf16 on the CPU" in result.output
+
+
+def test_bench_and_eval_share_one_device_and_precision_rule(monkeypatch):
+    """One parser of --device and --amp (issue #11): bench's helpers are the runtime's, amp=None is fp32."""
+    from zoo.errors import UserError
+    from zoo.eval import runtime
+
+    assert bench.resolve_amp(None, torch.device("cpu")) is None  # fp32, no autocast
+    assert runtime.Runtime.from_options({}).precision(torch.device("cpu")) == "fp32"
+    assert runtime.precision_of(None, "cuda") == "fp32"
+    for spec in ("tpu", "cuda:x", ""):
+        with pytest.raises(UserError) as eval_error:
+            runtime.resolve_device(spec)
+        with pytest.raises(UserError) as bench_error:
+            bench.resolve_device(spec)
+        assert str(bench_error.value) == str(eval_error.value)
+    assert bench.resolve_device(None) == runtime.resolve_device("auto")
+    monkeypatch.setattr(bench, "cpu_supports", lambda amp: True)
+    assert bench.resolve_amp("none", torch.device("cpu")) is None  # as eval reads it
+    assert bench.resolve_amp("bf16", torch.device("cpu")) is torch.bfloat16
+    with pytest.raises(UserError, match="--amp: expected bf16, fp16 or none, got 'fp8'"):
+        bench.resolve_amp("fp8", torch.device("cpu"))
+
+
+def test_bench_times_the_tasks_example_inputs(claims_zoo, monkeypatch):
+    """zoo bench feeds what the card's task says a model takes (Task.example_inputs), not a fixed randn."""
+    seen: list[tuple[int, ...]] = []
+    real = bench.measure_speed
+
+    def spy(model, input_size, batch_size, device, **kwargs):
+        make = kwargs["inputs"]
+        seen.append(tuple(make(batch_size).shape))
+        return real(model, input_size, batch_size, device, **kwargs)
+
+    monkeypatch.setattr(bench, "measure_speed", spy)
+    bench.benchmark("tiny-net", device="cpu", batch_size=3, warmup=0, repeats=1, latency_repeats=1)
+    card = api.get_card("tiny-net")
+    assert seen == [(3, *card.input_size), (1, *card.input_size)]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a machine without CUDA")

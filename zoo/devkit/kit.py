@@ -6,7 +6,7 @@ Checks, each reported per card with one message naming the fault:
 - ``loads``: the entry point imports and registers (hook signatures match the specs);
 - ``card``: every card of the plugin validates, and no name collides with an installed card;
 - ``builder``: every card's builder is offered by the plugin and builds on the CPU;
-- ``output``: the model maps a 1 x C x H x W input (the card's input size) to (1, num_classes);
+- ``output``: the model runs on its task's example inputs (default: a 1 x C x H x W ``randn`` at the card's input size) and the task's ``check_output`` accepts what it returns (classification: (1, num_classes) logits);
 - ``fold``: for a card whose ``reported.form`` is ``deploy``, :func:`zoo.measure.bench.fold` (the rule bench
   and verify use: the plugin's ``zoo_fold`` hook, else the ``reparameterize()`` convention) folds the
   model and the folded model gives the same logits;
@@ -185,18 +185,17 @@ def _check_card(report: Report, card: Card, max_forward_params: int) -> None:
     try:
         torch.manual_seed(0)
         model = builder(num_classes=card.num_classes).eval()
-        x = torch.randn(1, *card.input_size)
+        make_inputs, check_output = _task_checks(card)
+        x = make_inputs(1) if make_inputs is not None else torch.randn(1, *card.input_size)
         with torch.inference_mode():
-            out = model(x)
+            out = model(*x) if isinstance(x, tuple) else model(x)
     except Exception as exc:
-        report.add("output", card.name, False, f"forward on 1x{'x'.join(map(str, card.input_size))} raised "
+        report.add("output", card.name, False, f"forward on 1x{'x'.join(map(str, card.input_size or ()))} raised "
                                                f"{type(exc).__name__}: {first_line(exc)}")
         if not deploy:  # the folded count needs a model that runs
             _check_params(report, card, n_params)
         return
-    shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-    report.add("output", card.name, shape == (1, card.num_classes),
-               "" if shape == (1, card.num_classes) else f"output shape {shape}, expected (1, {card.num_classes})")
+    report.add("output", card.name, *_output_ok(card, check_output, out))
     if deploy:
         folded_params = _check_fold(report, card, model, x, out)
         if folded_params is not None:
@@ -204,6 +203,33 @@ def _check_card(report: Report, card: Card, max_forward_params: int) -> None:
     else:
         _check_params(report, card, n_params)
     _check_convert(report, card, model)
+
+
+def _task_checks(card: Card) -> tuple[Any, Any]:
+    """``(batch -> inputs, check_output)`` of the card's task (``Task.example_inputs``/``check_output``);
+    None for what the task does not declare."""
+    from zoo.registry import lookup, plugins
+
+    entry = lookup.tasks().get(card.task)
+    if entry is None:
+        return None, None
+    plugin, task = entry
+    make = plugins.resolve(task.example_inputs, plugin) if task.example_inputs else None
+    check = plugins.resolve(task.check_output, plugin) if task.check_output else None
+    return (None if make is None else (lambda batch: make(card, batch))), check
+
+
+def _output_ok(card: Card, check_output: Any, out: Any) -> tuple[bool, str]:
+    """The task's verdict on the model's output for a batch of one (one line when it is not what the task expects)."""
+    if check_output is None:
+        return True, f"ran; task {card.task!r} declares no output check"
+    try:
+        check_output(card, out, 1)
+    except ValueError as exc:
+        return False, first_line(exc)
+    except Exception as exc:  # the task's check is plugin code: a crash is a finding, not a traceback
+        return False, f"the output check of task {card.task!r} raised {type(exc).__name__}: {first_line(exc)}"
+    return True, ""
 
 
 def _fold(report: Report, card: Card, model: Any) -> Any | None:

@@ -220,6 +220,9 @@ def prepare(
         ds_name = ds_name.lower()
     if ds_name not in adapters:
         raise UnknownDataset(dataset, [*adapters, "folder:PATH"])
+    owners = sorted(name for name, (_p, other) in tasks.items() if ds_name in other.datasets)
+    if owners and card.task not in owners:  # another task's dataset: say so before scanning it
+        raise UserError(f"dataset {ds_name!r} is for {', '.join(owners)}; model {card.name!r} has task {card.task!r}")
     protocol = _protocol(task, task_plugin, card, ds_name, task_options)
     root = data_root(ds_name, ds_arg, data_dir)
     ds_options = {k: v for k, v in task_opts.items() if k in dataset_option_names(task)}  # as given
@@ -371,11 +374,12 @@ _NOT_DETAILS = {"model", "dataset", "images", "throughput_img_s", "reported_sour
                 "device"}
 
 
-def to_result(plan: Plan, output: Mapping[str, Any]) -> Result:
-    """The record of a run: the task's metrics by name, the protocol, provenance; the rest in ``details``."""
+def to_result(plan: Plan, output: Mapping[str, Any], names: list[str] | None = None) -> Result:
+    """The record of a run: the task's metrics by name (``names``: those of the task's answer), the
+    protocol, provenance; the rest in ``details``."""
     from zoo.records.result import Result
 
-    names = _metric_names(plan, output)
+    names = names if names is not None else _metric_names(plan, output)
     metrics = {name: output.get(name) for name in names}
     derived = {f"{p}_{name}" for name in names for p in ("reported", "delta")}
     details = {k: v for k, v in output.items() if k not in _NOT_DETAILS and k not in metrics and k not in derived}
@@ -463,7 +467,7 @@ def run(
     bad = output.get("bad_images") or []
     if bad and not plan.runtime.skip_bad_images:
         raise BadImages(bad, output)
-    result = to_result(plan, output) if distributed.rank() == 0 else None
+    result = to_result(plan, output, _metric_names(plan, metrics)) if distributed.rank() == 0 else None
     return Evaluation(output=output, result=result)  # type: ignore[arg-type]
 
 

@@ -210,20 +210,11 @@ def static_counts(
 
 
 def resolve_device(device: str | None) -> torch.device:
-    """``None`` -> cuda when available, else cpu. An unavailable device is a user error."""
-    import torch
+    """``None``/``auto`` -> cuda when available, else cpu: the one ``--device`` rule of every run
+    (:func:`zoo.eval.runtime.resolve_device`); an unavailable device is a user error."""
+    from zoo.eval.runtime import resolve_device as _resolve
 
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise UserError(f"--device: expected cpu, cuda or cuda:N, got {device!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {device}: CUDA is not available on this machine (use --device cpu)")
-    if dev.type not in ("cpu", "cuda"):
-        raise UserError(f"--device: expected cpu, cuda or cuda:N, got {device!r}")
-    return dev
+    return _resolve("auto" if device is None else device)
 
 
 def cpu_supports(amp: str) -> bool:
@@ -236,17 +227,25 @@ def cpu_supports(amp: str) -> bool:
 
 
 def resolve_amp(amp: str | None, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``amp`` on ``device``, or None for fp32 (the default, as in ``zoo eval``).
+
+    ``amp`` is parsed by :func:`zoo.eval.runtime.precision_of`, the one rule of every run (``none``
+    and ``fp32`` are fp32, fp16 is for CUDA); bench adds one check of its own: a CPU that would
+    emulate bf16 is refused, since timing an emulation measures nothing a paper reports.
+    """
     import torch
 
-    if amp is None:
+    from zoo.eval.runtime import precision_of
+
+    precision = precision_of(amp, device.type)
+    if precision == "fp32":
         return None
-    if amp not in AMP_DTYPES:
-        raise UserError(f"--amp: expected one of {', '.join(AMP_DTYPES)}, got {amp!r}")
-    if device.type == "cpu" and not cpu_supports(amp):
-        raise UserError(f"--amp {amp}: this CPU ({cpu_name()}) has no native {amp} support; use --amp bf16 or none")
-    if device.type == "cuda" and amp == "bf16" and not torch.cuda.is_bf16_supported():
+    if device.type == "cpu" and not cpu_supports(precision):
+        raise UserError(f"--amp {precision}: this CPU ({cpu_name()}) has no native {precision} support; "
+                        "use --amp none")
+    if device.type == "cuda" and precision == "bf16" and not torch.cuda.is_bf16_supported():
         raise UserError(f"--amp bf16: {torch.cuda.get_device_name(device)} does not support bfloat16")
-    return getattr(torch, AMP_DTYPES[amp])
+    return getattr(torch, AMP_DTYPES[precision])
 
 
 def cpu_name() -> str:
@@ -351,17 +350,18 @@ def measure_speed(
     channels_last: bool = False,
     warmup: int = 10,
     repeats: int = 40,
+    inputs: Callable[[int], Any] | None = None,
 ) -> dict[str, Any]:
-    """Time ``model`` on ``randn(batch_size, *input_size)``; returns step times and derived figures."""
+    """Time ``model`` on ``inputs(batch_size)`` (default ``randn(batch_size, *input_size)``); returns
+    step times and derived figures. A tuple of inputs is passed as positional arguments."""
     import torch
 
-    x = torch.randn(batch_size, *input_size, device=device)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
+    x = inputs(batch_size) if inputs is not None else torch.randn(batch_size, *input_size)
+    x = tuple(_to(t, device, channels_last) for t in x) if isinstance(x, tuple) else _to(x, device, channels_last)
 
     def step() -> None:
         with _autocast(device, amp):
-            model(x)
+            model(*x) if isinstance(x, tuple) else model(x)
 
     with torch.inference_mode():
         times, wall = time_steps(step, device, warmup, repeats)
@@ -375,6 +375,28 @@ def measure_speed(
         "wall_img_s": batch_size * repeats / wall,  # timm's samples_per_sec
         "steps": repeats,
     }
+
+
+def _to(x: Any, device: torch.device, channels_last: bool) -> Any:
+    import torch
+
+    if not isinstance(x, torch.Tensor):
+        return x
+    x = x.to(device)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
+
+
+def example_inputs(card: Card) -> Callable[[int], Any] | None:
+    """``batch -> inputs`` from the card's task (``Task.example_inputs``), or None: ``randn`` at the
+    card's input size."""
+    from zoo.registry import plugins
+
+    entry = lookup.tasks().get(card.task)
+    if entry is None or not entry[1].example_inputs:
+        return None
+    plugin, task = entry
+    fn = plugins.resolve(task.example_inputs, plugin)
+    return lambda batch: fn(card, batch)
 
 
 # -- the public entry point -----------------------------------------------------------------------
@@ -462,7 +484,7 @@ def benchmark(
         "hardware_class": "cpu" if dev.type == "cpu" else hardware_class(device_name(dev)),
         "batch_size": batch_size,
         "amp": amp,
-        "precision": amp or "fp32",  # amp=None is plain fp32, no autocast (as eval and the papers)
+        "precision": {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp_dtype],  # as eval says it
         "channels_last": channels_last,
         "reparam": folding,
         "folded_by": None,
@@ -489,7 +511,7 @@ def benchmark(
         model = model.to(memory_format=torch.channels_last)
     if compile:  # True: torch's default backend (inductor); a string names another (e.g. "eager")
         model = torch.compile(model) if compile is True else torch.compile(model, backend=compile)
-    speed = {"amp": amp_dtype, "channels_last": channels_last, "warmup": warmup}
+    speed = {"amp": amp_dtype, "channels_last": channels_last, "warmup": warmup, "inputs": example_inputs(card)}
     if throughput:
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats(dev)

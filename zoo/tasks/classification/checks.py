@@ -24,12 +24,10 @@ def check_output(card: Card, output: Any, batch_size: int) -> None:
     """Logits of shape ``(batch_size, card.num_classes)``, finite; else a one-line ValueError."""
     import torch
 
-    if not isinstance(output, torch.Tensor):
-        raise ValueError(f"expected a logits tensor of shape ({batch_size}, {card.num_classes}), "
-                         f"got {type(output).__name__}")
     expected = (batch_size, card.num_classes)
-    if tuple(output.shape) != expected:
-        raise ValueError(f"expected logits of shape {expected}, got {tuple(output.shape)}")
+    shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+    if shape != expected:
+        raise ValueError(f"output shape {shape}, expected {expected}")
     if not output.is_floating_point() or not bool(torch.isfinite(output).all()):
         raise ValueError("the logits are not all finite floating-point numbers")
 

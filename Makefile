@@ -33,6 +33,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q
 
 # on one CUDA GPU, under 8 minutes: eval vs forward img/s, zoo bench vs timm's loop, --compile, peak memory
@@ -41,7 +42,7 @@ gpu-check: $(STAMP)
 	$(PY) benchmarks/gpu_check.py
 
 docs: $(STAMP)
-	$(PY) -m zoo.modeltable > docs/models.md
+	$(PY) -m zoo.report.modeltable > docs/models.md
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

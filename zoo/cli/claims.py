@@ -213,6 +213,30 @@ def plot_command(names, x, y, source, task, output, as_json) -> None:
         click.echo(f"wrote {out['output']}: {len(out['points'])} point(s), Pareto front: {', '.join(out['front'])}")
 
 
+def _metric_cells(card: Any, results: dict[tuple[str, str], Any]) -> dict[str, Any]:
+    """``reported <metric>`` / ``measured <metric>`` for the card's task's headline metric on its first
+    dataset (always shown: classification's ``top-1``), then for every other figure the card reports
+    (``... on <dataset>`` when not the first dataset); measured = the run verify would judge it with."""
+    from zoo.claims import verify
+
+    entry = verify.task_of(card)
+    task = entry[1] if entry else None
+    first = task.datasets[0] if task and task.datasets else None
+    figures = [(dataset, metric, value) for claim, dataset, metric, value in (card.reported.figures() if card.reported else [])
+               if claim == f"{dataset}.{metric}"]  # nested tables (per-category) stay in zoo verify
+    primary = task.primary if task else None
+    if primary is not None and first and not any(d == first and m == primary.name for d, m, _ in figures):
+        figures.insert(0, (first, primary.name, None))
+    cells: dict[str, Any] = {}
+    for dataset, metric, value in figures:
+        spec = task.metric(metric) if task else None
+        name = (spec.title if spec else metric) + ("" if dataset == first else f" on {dataset}")
+        run = results.get((card.name, dataset))
+        cells[f"reported {name}"] = value
+        cells[f"measured {name}"] = run.metrics.get(metric) if run is not None else None
+    return cells
+
+
 @click.command("compare", short_help="Show cards and measurements side by side.")
 @click.argument("names", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -244,15 +268,15 @@ def compare_command(names, as_json) -> None:
         else:
             note = ""
         b = bench[card.name].flat() if card.name in bench else {}
-        ev = results[(card.name, "imagenet")].metrics if (card.name, "imagenet") in results else {}
         columns.append({
             "model": card.name, "paper": paper.title, "venue": paper.venue, "license": cat.license_of(card),
-            "installed": cat.installed(card), "input": "x".join(map(str, card.input_size)),
+            "installed": cat.installed(card),
+            "input": "x".join(map(str, card.input_size)) if card.input_size else None,
             "preprocess": f"{card.preprocess.interpolation}, crop {card.preprocess.crop_pct}",
             "weights": card.weights[0].describe() if card.weights else None,
             "reported params M": r.params_m if r else None, "measured params M": params_m,
             "reported MACs G": r.gmacs if r else None, "measured MACs G": gmacs,
-            "reported top-1": r.top1() if r else None, "measured top-1": ev.get("top1"),
+            **_metric_cells(card, results),
             "reported throughput": _speed(dict(r.throughput) if r and r.throughput else None, "img/s"),
             "measured throughput": (f"{b['throughput_img_s']} img/s ({b['device']}, batch {b['batch_size']})"
                                     if b.get("throughput_img_s") else None),
@@ -263,7 +287,7 @@ def compare_command(names, as_json) -> None:
     if as_json:
         click.echo(json.dumps(columns, indent=2))
         return
-    fields = [k for k in columns[0] if k != "model"]
+    fields = [k for k in dict.fromkeys(k for c in columns for k in c) if k != "model"]  # every card's rows
     from zoo.registry.cards import Figure
 
     def cell(value: Any) -> str:
@@ -271,5 +295,5 @@ def compare_command(names, as_json) -> None:
             return _printed(value)
         return _fmt(value, 3) if isinstance(value, float) else render.fmt(value)
 
-    rows = [[f] + [cell(c[f]) for c in columns] for f in fields]
+    rows = [[f] + [cell(c.get(f)) for c in columns] for f in fields]
     click.echo(render.table(rows, [""] + [c["model"] for c in columns]))

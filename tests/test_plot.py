@@ -9,6 +9,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from zoo import records
 from zoo.cli import cli
 from zoo.paths import zoo_home
 from zoo.report import plot
@@ -56,7 +57,7 @@ def test_measured_points_come_from_bench_and_eval_records(claims_zoo, tmp_path):
            "weights": {"origin": "official", "sha256": None},  # a zoo 0.1 line of a run that can test the claim:
            "preprocess": EvalPreprocess.from_card(get_card("tiny-net"), "imagenet").as_dict()}  # the card's protocol
     (home / "results.jsonl").write_text(json.dumps(run) + "\n")
-    plot.record_bench({"model": "tiny-net", "latency_ms": {"median": 0.5, "p90": 0.6}, "device": "cpu"})
+    records.append_bench({"model": "tiny-net", "latency_ms": {"median": 0.5, "p90": 0.6}, "device": "cpu"})
     points = plot.collect_points("latency", "top1", "measured")
     assert [(p.model, p.x, p.y, p.hardware) for p in points] == [("tiny-net", 0.5, 51.0, "cpu")]
     out = tmp_path / "m.png"

@@ -385,3 +385,28 @@ def test_bench_and_verify_show_a_cards_figures_as_printed():
     [gpu, _cpu] = check_speed(card, here="a CPU")
     assert isinstance(gpu.reported, Figure) and gpu.reported.text == "3.0"
     assert _claim_row(card.name, gpu.__dict__)[2] == "3.0 ms"
+
+
+def test_macs_are_counted_on_the_tasks_example_inputs():
+    """A detector or a two-input model is counted on what its task feeds it, not on randn(input_size)."""
+    import torch
+    from torch import nn
+
+    from zoo.errors import UserError
+    from zoo.measure.bench import count_macs
+
+    class TwoInputs(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(8, 4), nn.Linear(6, 2)
+
+        def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return torch.cat([self.a(x), self.b(y)], dim=1)
+
+    model = TwoInputs()
+    assert count_macs(model, None, batch_size=3, inputs=lambda b: (torch.randn(b, 8), torch.randn(b, 6))) == 3 * (32 + 12)
+    single = nn.Linear(5, 7)
+    assert count_macs(single, (5,), batch_size=2) == 2 * 35  # randn at the card's input size
+    assert count_macs(single.to("meta"), None, inputs=lambda b: torch.randn(b, 5)) == 35  # moved to the meta model
+    with pytest.raises(UserError, match="no input_size and its task gives no example_inputs"):
+        count_macs(single, None)

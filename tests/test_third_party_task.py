@@ -294,8 +294,15 @@ def test_eval_table_shows_the_tasks_metrics_beside_the_papers(demo, weights):
     assert table.exit_code == 0, table.output
     text = table.stdout
     assert "mae" in text.lower() and "rmse" in text.lower(), text
-    assert "8.00" in text and "7.3" in text and "8.6" in text, text  # measured beside the paper's figures
+    # measured beside the paper's figure of the task's primary metric (the table keeps one paper column,
+    # as classification's does); every reported metric is beside its measurement in --json
+    header, _, row = text.splitlines()[:3]
+    assert header.split()[:7] == ["model", "dataset", "MAE", "RMSE", "paper", "MAE", "delta"], header
+    assert row.split()[2:6] == ["8.00", "8.00", "7.30", "+0.70"], row
     assert "top-1" not in text, text
+    shown = json.loads(zoo("eval", "imgreg-m", "--dataset", "imgreg", "--data-dir", str(demo), "--device", "cpu",
+                           "--json").stdout)
+    assert shown["reported_rmse"] == 8.6 and shown["delta_rmse"] == pytest.approx(8.0 - 8.6, abs=1e-3)
 
 
 def test_save_predictions_uses_the_tasks_writer(demo, weights, tmp_path):

@@ -9,6 +9,9 @@ from typing import Any
 import click
 
 from zoo.cli.taskoptions import TaskOptionsCommand
+from zoo.errors import ZooError
+from zoo.registry import lookup
+from zoo.registry.tasks import Task
 from zoo.report import render
 
 
@@ -18,27 +21,58 @@ def _fmt(value: Any, digits: int = 2, signed: bool = False) -> str:
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
-def summary_table(result: dict[str, Any]) -> str:
-    """The final table of ``zoo eval``: measured beside the paper's number."""
-    row = [result["model"], result["dataset"], _fmt(result["top1"]), _fmt(result["top5"]),
-           _fmt(result["reported_top1"]), _fmt(result["delta_top1"], signed=True), str(result["images"]),
-           _fmt(result["throughput_img_s"], 1)]
-    text = render.table([row], ["model", "dataset", "top-1", "top-5", "paper top-1", "delta", "images", "img/s"],
-                        align="llrrrrrr")
-    parts = result.get("parts")
-    if parts:
-        by_corruption: dict[str, dict[int, float | None]] = {}
-        for part in parts:
-            by_corruption.setdefault(part["corruption"], {})[part["severity"]] = part["top1"]
-        severities = sorted({p["severity"] for p in parts})
-        rows = []
-        for name, values in by_corruption.items():
-            scores = [v for v in values.values() if v is not None]
-            rows.append([name, *(_fmt(values.get(s)) for s in severities),
-                         _fmt(sum(scores) / len(scores) if scores else None)])
-        text += "\n\n" + render.table(rows, ["corruption", *(f"s{s}" for s in severities), "mean"],
-                                      align="l" + "r" * (len(severities) + 1))
-        text += f"\nmean top-1 over {len(parts)} corruption x severity sets: {_fmt(result['top1'])}"
+def _metric_columns(result: dict[str, Any], task: Task | None) -> list[tuple[str, str]]:
+    """(name, title) of the task's metrics the result holds; a zoo 0.1 task declares none: its
+    numeric keys named like metrics are unknown, so only the declared ones are shown."""
+    if task is None:
+        return []
+    return [(m.name, m.title) for m in task.metrics if m.name in result]
+
+
+def _pivot(parts: list[dict[str, Any]], primary: str) -> tuple[str, str, list[list[str]], list[str]] | None:
+    """A two-level part table (e.g. ImageNet-C's corruption x severity): rows by the first option,
+    columns by the second, cells the primary metric; None when the parts are not two-level."""
+    keys = [list(part.get("options") or {}) for part in parts]
+    if not keys or any(len(k) != 2 or k != keys[0] for k in keys):
+        return None
+    row_key, col_key = keys[0]
+    by_row: dict[Any, dict[Any, Any]] = {}
+    for part in parts:
+        by_row.setdefault(part["options"][row_key], {})[part["options"][col_key]] = part.get(primary)
+    columns = sorted({part["options"][col_key] for part in parts})
+    rows = []
+    for name, values in by_row.items():
+        scores = [v for v in values.values() if v is not None]
+        rows.append([str(name), *(_fmt(values.get(c)) for c in columns), _fmt(sum(scores) / len(scores) if scores else None)])
+    return row_key, col_key, rows, [f"{col_key[:1]}{c}" for c in columns]
+
+
+def _task_of(name: str) -> Task | None:
+    try:
+        return lookup.get_task(lookup.get_card(name).task)
+    except ZooError:  # a result of a model whose card is gone: no metric columns
+        return None
+
+
+def summary_table(result: dict[str, Any], task: Task | None = None) -> str:
+    """The final table of ``zoo eval``: the task's metrics, the paper's figure of its headline metric
+    beside the measured one, and the run's size and speed. ``task``: default, the card's."""
+    if task is None:
+        task = _task_of(result["model"])
+    columns = _metric_columns(result, task)
+    primary = task.primary.name if task is not None and task.primary is not None else None
+    head = next((title for name, title in columns if name == primary), primary or "")
+    row = [result["model"], result["dataset"], *(_fmt(result.get(name)) for name, _ in columns),
+           _fmt(result.get(f"reported_{primary}")), _fmt(result.get(f"delta_{primary}"), signed=True),
+           str(result.get("images")), _fmt(result.get("throughput_img_s"), 1)]
+    text = render.table([row], ["model", "dataset", *(title for _, title in columns), f"paper {head}".strip(), "delta",
+                                "images", "img/s"], align="ll" + "r" * (len(columns) + 4))
+    pivot = _pivot(result.get("parts") or [], primary or "")
+    if pivot is not None:
+        row_key, col_key, rows, titles = pivot
+        text += "\n\n" + render.table(rows, [row_key, *titles, "mean"], align="l" + "r" * (len(titles) + 1))
+        text += (f"\nmean {head} over {len(result['parts'])} {row_key} x {col_key} sets: "
+                 f"{_fmt(result.get(primary))}")
     pre = result.get("preprocess") or {}
     if pre:
         text += (f"\n{pre.get('profile')}: {pre['input_size'][1]}x{pre['input_size'][2]}, crop_pct {pre['crop_pct']}, "
@@ -142,7 +176,7 @@ def eval_command(name: str, dataset: str, data_dir: str | None, device: str, bat
     except evaluation.BadImages as exc:
         if quiet:
             sys.exit(1)
-        click.echo(json.dumps(exc.result, indent=2) if as_json else summary_table(exc.result))
+        click.echo(json.dumps(exc.result, indent=2) if as_json else summary_table(exc.result, _task_of(name)))
         raise
     except ZooError as exc:
         if quiet:  # rank 0 reports it
@@ -152,7 +186,7 @@ def eval_command(name: str, dataset: str, data_dir: str | None, device: str, bat
         return
     # print first, then record: a full or read-only zoo home costs the record, never the result (item 5)
     result = done.output
-    click.echo(json.dumps(result, indent=2) if as_json else summary_table(result))
+    click.echo(json.dumps(result, indent=2) if as_json else summary_table(result, _task_of(name)))
     try:
         evaluation.record(done)
     except ZooError as exc:  # results.append: one ResultsWriteError for every OS failure
@@ -171,20 +205,20 @@ def results_command(model: str | None, dataset: str | None, as_json: bool) -> No
       zoo results --model efficientmod-xxs
       zoo results --dataset imagenet --json
     """
-    from zoo.eval import evaluation
+    from zoo import records as store
     from zoo.records import results
 
-    records, skipped = evaluation.read_results(model=model, dataset=dataset)
+    records, skipped = store.read_results(model=model, dataset=dataset)
     if skipped:
         click.echo(results.skipped_note(skipped), err=True)
     if as_json:
-        click.echo(json.dumps(records, indent=2))
+        click.echo(json.dumps([r.flat() for r in records], indent=2))
         return
-    rows = [[r.get("time") or "-", r["model"], r["dataset"], _fmt(r.get("top1")), _fmt(r.get("top5")),
-             _fmt(r.get("reported_top1")), _fmt(r.get("delta_top1"), signed=True), str(r.get("images")),
-             _fmt(r.get("throughput_img_s"), 1), r.get("device") or "-", r.get("precision") or "-"] for r in records]
-    click.echo(render.table(rows, ["time", "model", "dataset", "top-1", "top-5", "paper", "delta", "images", "img/s",
-                                   "device", "precision"], align="lllrrrrrrll"))
+    columns: list[tuple[str, str]] = []
+    for task_name in dict.fromkeys(r.task for r in records):  # each task's metrics, in the order first seen
+        task = lookup.get_task(task_name)
+        columns += [(m.name, m.title) for m in (task.metrics if task else ()) if (m.name, m.title) not in columns]
+    click.echo(render.results_table(records, columns or [("top1", "top-1"), ("top5", "top-5")]))
     click.echo(f"{len(records)} run(s) in {results.results_path()}", err=True)
 
 

@@ -151,6 +151,11 @@ def check_plugin(
     return report
 
 
+
+def _builder_kwargs(card: Card) -> dict[str, int]:
+    """What the kit passes a builder: ``num_classes`` only when the card has one, as create_model does."""
+    return {"num_classes": card.num_classes} if card.num_classes is not None else {}
+
 def _check_card(report: Report, card: Card, max_forward_params: int) -> None:
     import torch
 
@@ -164,7 +169,7 @@ def _check_card(report: Report, card: Card, max_forward_params: int) -> None:
         return
     try:
         with light_build():
-            sized = builder(num_classes=card.num_classes)
+            sized = builder(**_builder_kwargs(card))
         n_params = count_params(sized)
     except Exception as exc:  # a plugin's builder is third-party code: report, never crash
         report.add("builder", card.name, False,
@@ -184,7 +189,7 @@ def _check_card(report: Report, card: Card, max_forward_params: int) -> None:
     del sized
     try:
         torch.manual_seed(0)
-        model = builder(num_classes=card.num_classes).eval()
+        model = builder(**_builder_kwargs(card)).eval()
         make_inputs, check_output = _task_checks(card)
         x = make_inputs(1) if make_inputs is not None else torch.randn(1, *card.input_size)
         with torch.inference_mode():

@@ -31,7 +31,6 @@ from zoo.errors import (
     DataError,
     PluginError,
     UnknownDataset,
-    UnknownModel,
     UnknownPatch,
     UserError,
     ZooError,
@@ -381,8 +380,8 @@ def to_result(plan: Plan, output: Mapping[str, Any], names: list[str] | None = N
 
     names = names if names is not None else _metric_names(plan, output)
     metrics = {name: output.get(name) for name in names}
-    derived = {f"{p}_{name}" for name in names for p in ("reported", "delta")}
-    details = {k: v for k, v in output.items() if k not in _NOT_DETAILS and k not in metrics and k not in derived}
+    # reported_<m>/delta_<m> stay in details: the paper's figure as this run was set beside it (zoo results)
+    details = {k: v for k, v in output.items() if k not in _NOT_DETAILS and k not in metrics}
     return Result(
         model=plan.card.name, dataset=plan.label, task=plan.card.task, kind="eval", protocol=dict(plan.protocol),
         precision=str(output.get("precision") or precision_of(plan.runtime.amp, plan.device)),
@@ -518,38 +517,3 @@ def evaluate(
 
 
 _append_run = record  # evaluate()'s ``record`` flag shadows the name
-
-
-# -- reading the results back ---------------------------------------------------------------------
-
-def canonical_model(name: str, recorded: list[str] | None = None) -> str:
-    """The card's name for ``name`` (``EfficientMod-XXS`` -> ``efficientmod-xxs``).
-
-    A name with no card (its plugin was removed) is still accepted when runs were recorded under
-    it, case-insensitively; anything else is an unknown model, with close names suggested.
-    """
-    from zoo.registry import lookup
-
-    try:
-        return lookup.get_card(name).name
-    except UnknownModel:
-        known = {m.lower(): m for m in recorded or []}
-        if name.lower() in known:
-            return known[name.lower()]
-        raise UnknownModel(name, [*lookup.list_models(), *known.values()]) from None
-
-
-def read_results(model: str | None = None, dataset: str | None = None,
-                 path: str | Path | None = None) -> tuple[list[dict[str, Any]], int]:
-    """The recorded runs, oldest first, filtered by model (canonicalised, see
-    :func:`canonical_model`) and exact dataset, and how many lines :func:`zoo.records.results.scan` (the
-    one reader) skipped as unreadable: not JSON, not an object, or wrongly typed."""
-    from zoo.records import results
-
-    good, skipped = results.scan(Path(path) if path is not None else None)
-    if model is not None:
-        wanted = canonical_model(model, [r["model"] for r in good]).lower()
-        good = [r for r in good if r["model"].lower() == wanted]
-    if dataset is not None:
-        good = [r for r in good if r["dataset"] == dataset]
-    return good, skipped

@@ -424,7 +424,7 @@ def load_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], card: 
         model.load_state_dict(state_dict, strict=True)
         return
     model_classes = getattr(model, "num_classes", None)
-    if shapes and isinstance(model_classes, int) and model_classes != card.num_classes:
+    if shapes and isinstance(model_classes, int) and card.num_classes is not None and model_classes != card.num_classes:
         raise WeightsError(
             f"model {card.name!r}: built with num_classes={model_classes} but its weights ({origin}) have "
             f"{card.num_classes} classes; load them with the default num_classes, then call "

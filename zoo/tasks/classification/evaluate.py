@@ -162,7 +162,8 @@ def evaluate(model: nn.Module, card: Card, dataset: EvalSet, options: Classifica
         "bad_images": [p for r in results for p in r["bad_images"]],
         "seconds": round(seconds, 3),
         "throughput_img_s": round(decoded / seconds, 2) if seconds > 0 else None,
-        "parts": [{"name": part.name, **part.options, **{k: v for k, v in r.items() if k != "predictions"}}
+        "parts": [{"name": part.name, **part.options, "options": dict(part.options),
+                   **{k: v for k, v in r.items() if k != "predictions"}}
                   for part, r in zip(parts, results, strict=True)],
     })
     if opts.predictions:

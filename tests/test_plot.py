@@ -91,3 +91,12 @@ def test_missing_matplotlib_is_one_clear_line(claims_zoo, tmp_path, monkeypatch)
     assert result.output.strip() == (
         "Error: zoo plot needs matplotlib, which is not installed: pip install 'zoo-core[plot]'")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_pareto_front_of_a_lower_is_better_metric():
+    """An error metric (MAE, latency-like) keeps the points no other beats with less x and less y."""
+    points = [plot.Point("a", "p", 1.0, 5.0), plot.Point("b", "p", 2.0, 3.0), plot.Point("c", "p", 3.0, 4.0),
+              plot.Point("d", "p", 4.0, 1.0)]
+    front = plot.pareto_front(points, x_higher_better=False, y_higher_better=False)
+    assert [p.model for p in front] == ["a", "b", "d"]
+    assert [p.model for p in plot.pareto_front(points, x_higher_better=False)] == ["a"]  # higher y: a beats all

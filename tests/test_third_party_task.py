@@ -287,6 +287,17 @@ def test_eval_records_verify_judges_with_the_tasks_tolerances_and_protocol(demo,
     assert shown.exit_code == 0, shown.output
     assert "mae" in shown.stdout.lower() and "8.00" in shown.stdout, shown.stdout
 
+    # 8. zoo plot draws the task's primary metric (lower is better: the front keeps the lowest mae)
+    drawn = zoo("plot", "--task", "image-regression", "--x", "params", "--source", "measured",
+                "-o", str(home / "mae.svg"), "--json")
+    assert drawn.exit_code == 0, drawn.output
+    plotted = json.loads(drawn.stdout[drawn.stdout.index("{"):])
+    assert {p["model"]: p["y"] for p in plotted["points"]} == {"imgreg-s": pytest.approx(BIAS_PX, abs=1e-3),
+                                                              "imgreg-m": pytest.approx(BIAS_PX, abs=1e-3)}
+    assert (home / "mae.svg").read_text().startswith("<?xml") and "MAE (px)" in (home / "mae.svg").read_text()
+    refused = zoo("plot", "--task", "image-regression", "--y", "top1", "-o", str(home / "x.svg"))
+    assert refused.exit_code == 2 and "--y: expected a metric of the cards' task (mae, rmse), got 'top1'" in refused.output
+
 
 def test_eval_table_shows_the_tasks_metrics_beside_the_papers(demo, weights):
     # fails at a01fc4c: zoo/cli/evaluate.py summary_table reads result["top1"] (KeyError for this task)

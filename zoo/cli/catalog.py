@@ -9,7 +9,6 @@ import click
 
 from zoo.errors import ZooWarning
 from zoo.registry import lookup, plugins
-from zoo.registry.cards import Card, Figure
 from zoo.report import render
 
 
@@ -37,7 +36,7 @@ def list_command(pattern, task, paper, venue, license_, plugin, installed, as_js
         rows = [render.card_summary(c, cat.paper_of(c), cat.installed(c), cat.license_of(c)) for c in cards]
         click.echo(json.dumps(rows, indent=2))
         return
-    claims = [primary_claim(c) for c in cards]
+    claims = [lookup.primary_claim(c) for c in cards]
     titles = {title for title, _ in claims if title}
     shared = titles.pop() if len(titles) == 1 else None  # one task's metric: its name heads the column
     rows = []
@@ -52,17 +51,6 @@ def list_command(pattern, task, paper, venue, license_, plugin, installed, as_js
     click.echo(render.table(rows, ["name", "paper", "venue", "task", "params M", "MACs G", shared or "claim", "weights",
                                    "installed"], align="llllrrrll"))
     click.echo(f"{len(cards)} model(s)", err=True)
-
-
-def primary_claim(card: Card) -> tuple[str | None, Figure | None]:
-    """(title, figure) of the card's headline claim: its task's primary metric on the first dataset
-    reporting it, in the card's order (cards lead with the paper's headline dataset); (None, None) when none."""
-    task = lookup.get_task(card.task)
-    metric = task.primary if task is not None else None
-    if metric is None or card.reported is None:
-        return None, None
-    figures = [(dataset, value) for _, dataset, name, value in card.reported.figures() if name == metric.name]
-    return (metric.title, figures[0][1]) if figures else (metric.title, None)
 
 
 @click.command("info", short_help="Show one model's card.")

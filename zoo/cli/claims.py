@@ -189,7 +189,7 @@ def verify_command(names, all_, speed, strict, as_json) -> None:
 @click.argument("names", nargs=-1)
 @click.option("--x", "x", type=click.Choice(["throughput", "latency", "gmacs", "params"]), default="gmacs",
               show_default=True, help="Horizontal axis.")
-@click.option("--y", "y", type=click.Choice(["top1"]), default="top1", show_default=True, help="Vertical axis.")
+@click.option("--y", "y", help="Vertical axis: a metric of the cards' task (default: its primary one, e.g. top1).")
 @click.option("--source", type=click.Choice(["reported", "measured"]), default="reported", show_default=True,
               help="Papers' figures, or measurements (zoo bench / zoo eval records).")
 @click.option("--task", help="Only cards of this task.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from zoo.registry.cards import Card, Paper
+from zoo.registry.cards import Card, Figure, Paper
 from zoo.registry.catalog import Catalog, build_catalog
 from zoo.registry.tasks import Task
 
@@ -66,3 +66,14 @@ def get_task(name: str) -> Task | None:
     """The installed task called ``name``, or None when no installed plugin declares it."""
     entry = tasks().get(name)
     return entry[1] if entry else None
+
+
+def primary_claim(card: Card) -> tuple[str | None, Figure | None]:
+    """(title, figure) of the card's headline claim: its task's primary metric on the first dataset
+    reporting it, in the card's order (cards lead with the paper's headline dataset); (None, None) when none."""
+    task = get_task(card.task)
+    metric = task.primary if task is not None else None
+    if metric is None or card.reported is None:
+        return None, None
+    figures = [(dataset, value) for _, dataset, name, value in card.reported.figures() if name == metric.name]
+    return (metric.title, figures[0][1]) if figures else (metric.title, None)

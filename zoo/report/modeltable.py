@@ -36,6 +36,12 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _claim_title(cards: list) -> str:
+    """The column of a task's headline claim: its primary metric's title (classification: top-1)."""
+    titles = {lookup.primary_claim(c)[0] for c in cards} - {None}
+    return titles.pop() if len(titles) == 1 else "claim"
+
+
 def generate() -> str:
     """The whole page as Markdown: one section per task, one row per card, sorted by paper then name."""
     cat = lookup.catalog()
@@ -44,16 +50,16 @@ def generate() -> str:
     for task in sorted({c.task for c in cards}):
         group = sorted((c for c in cards if c.task == task), key=lambda c: (cat.paper_of(c).title.lower(), c.name))
         lines += [f"## {task} ({len(group)})", "",
-                  "| model | paper | venue | params (M) | MACs (G) | top-1 | weights | license | plugin |",
+                  f"| model | paper | venue | params (M) | MACs (G) | {_claim_title(group)} | weights | license | plugin |",
                   "|---|---|---|---:|---:|---:|---|---|---|"]
         for c in group:
             paper, r = cat.paper_of(c), c.reported
             title = f"[{paper.title}](https://arxiv.org/abs/{paper.arxiv})" if paper.arxiv else paper.title
-            top1 = r.top1() if r else None
+            claim = lookup.primary_claim(c)[1]
             lines.append("| " + " | ".join(_cell(x) for x in (
                 f"`{c.name}`", title, paper.venue,
                 _num(r.params_m, 2) if r else "–", _num(r.gmacs, 2) if r else "–",
-                _num(top1, 2), _weights(c), cat.license_of(c) or "–", c.plugin,
+                _num(claim, 2), _weights(c), cat.license_of(c) or "–", c.plugin,
             )) + " |")
         lines.append("")
     lines.append(f"{len(cards)} models from {len({c.paper for c in cards})} papers.")

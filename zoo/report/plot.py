@@ -26,7 +26,7 @@ X_AXES = {  # name -> (label, higher is better)
     "gmacs": ("MACs (G)", False),
     "params": ("parameters (M)", False),
 }
-Y_AXES = {"top1": ("ImageNet top-1 (%)", True)}
+
 SOURCES = ("reported", "measured")
 
 
@@ -89,23 +89,60 @@ def _measured_x(card: Card, x: str, bench: Mapping[str, Result]) -> tuple[float 
     return row.metrics.get("throughput_img_s" if x == "throughput" else "latency_ms"), row.device
 
 
+def y_axis(y: str | None, task: str | None, cards: list[Card]) -> tuple[str, str, bool]:
+    """(metric name, axis label, higher is better) of ``y``: a metric of the cards' task (``task``,
+    else the task the cards share); default its primary metric (classification: top-1)."""
+    from zoo.registry.tasks import Metric
+
+    names = [task] if task else list(dict.fromkeys(card.task for card in cards))
+    metrics: dict[str, Metric] = {}
+    for name in names:
+        spec = lookup.get_task(name)
+        for metric in spec.metrics if spec is not None else ():
+            metrics.setdefault(metric.name, metric)
+    if y is None:
+        spec = lookup.get_task(names[0]) if len(names) == 1 else None
+        if spec is None or spec.primary is None:
+            raise UserError(f"--y: the cards have several tasks ({', '.join(names)}); choose one with --task, "
+                            f"or a metric with --y")
+        y = spec.primary.name
+    if y not in metrics:
+        raise UserError(f"--y: expected a metric of the cards' task ({', '.join(metrics) or 'none'}), got {y!r}")
+    metric = metrics[y]
+    unit = f" ({metric.unit})" if metric.unit else ""
+    return y, f"{metric.title}{unit}", metric.direction == "higher"
+
+
+def _reported_y(card: Card, y: str, dataset: str | None) -> float | None:
+    """The card's figure for metric ``y`` on ``dataset`` (default: the first dataset reporting it)."""
+    if card.reported is None:
+        return None
+    for claim, ds, metric, value in card.reported.figures():
+        if metric == y and claim == f"{ds}.{metric}" and (dataset is None or ds == dataset):
+            return value
+    return None
+
+
 def collect_points(
     x: str = "gmacs",
-    y: str = "top1",
+    y: str | None = None,
     source: str = "reported",
     task: str | None = None,
     names: list[str] | None = None,
-    dataset: str = "imagenet",
+    dataset: str | None = None,
 ) -> list[Point]:
-    """One point per card that has both coordinates; the others are left out."""
+    """One point per card that has both coordinates; the others are left out.
+
+    ``y``: a metric of the cards' task (default its primary one, classification: top-1);
+    ``dataset``: where that metric was measured (default: the first dataset the card reports it on,
+    and for measured points the one run verify would judge it by)."""
     if x not in X_AXES:
         raise UserError(f"--x: expected one of {', '.join(X_AXES)}, got {x!r}")
-    if y not in Y_AXES:
-        raise UserError(f"--y: expected one of {', '.join(Y_AXES)}, got {y!r}")
     if source not in SOURCES:
         raise UserError(f"--source: expected one of {', '.join(SOURCES)}, got {source!r}")
     cat = lookup.catalog()
     cards = [cat.get(n) for n in names] if names else cat.select(task=task)
+    y, _, _ = y_axis(y, task, cards)
     if source == "measured":
         from zoo.claims.verify import load_results
         from zoo.errors import ZooError
@@ -116,10 +153,13 @@ def collect_points(
     for card in cards:
         if source == "reported":
             xv, hw = _reported_x(card, x)
-            yv = card.reported.metrics.get(dataset, {}).get(y) if card.reported else None
+            yv = _reported_y(card, y, dataset)
         else:
-            row = results.get((card.name, dataset))
-            yv = row.metrics.get(y) if row is not None else None
+            claimed = [ds for claim, ds, metric, _ in (card.reported.figures() if card.reported else ())
+                       if metric == y and claim == f"{ds}.{metric}"]
+            wanted = [dataset] if dataset else claimed  # the card's datasets, in its order
+            rows = [results.get((card.name, ds)) for ds in wanted]
+            yv = next((row.metrics.get(y) for row in rows if row is not None and row.metrics.get(y) is not None), None)
             if yv is None:
                 continue  # no eval yet: skip before paying for a build
             try:
@@ -131,10 +171,11 @@ def collect_points(
     return points
 
 
-def pareto_front(points: list[Point], x_higher_better: bool) -> list[Point]:
-    """Points no other point beats on both axes (y is always higher-better), sorted by x."""
+def pareto_front(points: list[Point], x_higher_better: bool, y_higher_better: bool = True) -> list[Point]:
+    """Points no other point beats on both axes, sorted by x."""
     def better_or_equal(a: Point, b: Point) -> bool:
-        return (a.x >= b.x if x_higher_better else a.x <= b.x) and a.y >= b.y
+        return ((a.x >= b.x if x_higher_better else a.x <= b.x)
+                and (a.y >= b.y if y_higher_better else a.y <= b.y))
 
     front = [p for p in points
              if not any(better_or_equal(q, p) and (q.x, q.y) != (p.x, p.y) for q in points)]
@@ -156,7 +197,7 @@ def plot(
     output: str | Path,
     *,
     x: str = "gmacs",
-    y: str = "top1",
+    y: str | None = None,
     source: str = "reported",
     task: str | None = None,
     names: list[str] | None = None,
@@ -166,11 +207,13 @@ def plot(
     if output.suffix.lower() not in (".png", ".svg", ".pdf"):
         raise UserError(f"-o {output}: expected a .png, .svg or .pdf file name")
     plt = _pyplot()  # fail on a missing matplotlib before any build
+    cat = lookup.catalog()
+    y, y_label, y_higher = y_axis(y, task, [cat.get(n) for n in names] if names else cat.select(task=task))
     points = collect_points(x, y, source, task, names)
     if not points:
         raise UserError(f"nothing to plot: no card has both {x} and {y} ({source} figures"
                         + (f", task {task}" if task else "") + ")")
-    front = pareto_front(points, X_AXES[x][1])
+    front = pareto_front(points, X_AXES[x][1], y_higher)
     fig, ax = plt.subplots(figsize=(8, 6))
     papers = sorted({p.paper for p in points})
     for paper in papers:
@@ -180,12 +223,12 @@ def plot(
             ax.annotate(p.model, (p.x, p.y), textcoords="offset points", xytext=(4, 3), fontsize=7)
     ax.plot([p.x for p in front], [p.y for p in front], "k--", linewidth=1, label="Pareto front")
     hardware = sorted({p.hardware for p in points if p.hardware})
-    title = f"{Y_AXES[y][0]} vs {X_AXES[x][0]} ({source})"
+    title = f"{y_label} vs {X_AXES[x][0]} ({source})"
     if len(hardware) > 1:
         title += f"\nmixed hardware: {', '.join(hardware)}"
     elif hardware:
         title += f" on {hardware[0]}"
-    ax.set(xlabel=X_AXES[x][0], ylabel=Y_AXES[y][0], title=title)
+    ax.set(xlabel=X_AXES[x][0], ylabel=y_label, title=title)
     if x in ("gmacs", "params", "throughput") and max(p.x for p in points) > 20 * min(p.x for p in points):
         ax.set_xscale("log")
     ax.grid(True, alpha=0.3)

@@ -339,6 +339,12 @@ def test_bench_times_the_model_on_the_tasks_example_inputs(installed):
     assert result["model"] == "imgreg-s" and result["params"] == 4  # head: 3 weights + 1 bias
     assert result["throughput_img_s"] > 0
     assert not (Path(os.environ["ZOO_HOME"]) / "bench.jsonl").exists()
+    table = zoo("bench", "imgreg-s", "--device", "cpu", "--batch-size", "2", "--warmup", "0", "--repeats", "1",
+                "--latency-repeats", "1", "--no-record")
+    assert table.exit_code == 0, table.output
+    [headline] = [line for line in table.stdout.splitlines() if line.startswith("MAE ")]
+    assert headline.split() == ["MAE", "-", "8.40", "px"], headline  # the task's primary claim, not top-1
+    assert "top-1" not in table.stdout
 
 
 def test_plugin_kit_passes_with_the_tasks_output_check(installed):

@@ -53,14 +53,17 @@ def bench_text(result: dict[str, Any]) -> str:
         setup.append(f"patch {result['patch']}")
     rows = [
         ["params", f"{result['params_m']:.3f} M", _fmt(rep.get("params_m"), 2, " M")],
-        [f"MACs @{result['input_size'][1]}x{result['input_size'][2]}", f"{result['gmacs']:.3f} G",
+        [f"MACs @{'x'.join(map(str, result['input_size'][1:]))}" if result.get("input_size") else "MACs",
+         f"{result['gmacs']:.3f} G",
          _fmt(rep.get("gmacs"), 2, " G")],
         ["throughput", _fmt(result["throughput_img_s"], 1, " img/s"), _speed(rep.get("throughput"), "img/s")],
         ["latency b1", f"{lat['median']:.2f} ms (p90 {lat['p90']:.2f})" if lat else "-",
          "; ".join(_speed(item, "ms") for item in rep.get("latency") or []) or "-"],
         ["peak memory", _fmt(result["peak_memory_mb"], 0, " MiB"), "-"],
-        ["top-1", "-", _fmt(rep.get("top1"), 2, " %")],
     ]
+    claim = rep.get("claim")
+    if claim:  # the task's headline metric: reported only, zoo eval measures it
+        rows.append([claim["title"], "-", _fmt(claim["value"], 2, f" {claim['unit']}" if claim["unit"] else "")])
     head = f"{result['model']}  on {', '.join(setup)}" + (f"   reported: {rep['source']}" if rep.get("source") else "")
     return head + "\n" + render.table(rows, ["figure", "measured", "reported (paper's hardware)"])
 

@@ -1,0 +1,289 @@
+"""The object-detection eval hook: letterbox, forward, NMS, COCO box AP (pycocotools).
+
+Called by the core as ``evaluate(model, card, dataset, options, runtime)``. It does what YOLOv6's
+``tools/eval.py`` does for its README numbers (see :mod:`zoo_detection.task` for the protocol and
+its source) with these differences: images are decoded by PIL in worker processes and travel as
+uint8 (scaled to [0, 1] on the device), NMS is ``torchvision.ops.batched_nms`` (the same boxes as
+the official class-offset ``nms`` whenever boxes are under 4096 px), and under ``torch.distributed``
+each rank takes a strided shard; the detections are gathered and COCOeval runs once, on rank 0.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from zoo.errors import DataError
+from zoo.eval import distributed
+from zoo.eval.runtime import Progress, Runtime
+from zoo_detection.task import settings
+
+if TYPE_CHECKING:
+    from zoo_detection.coco import CocoSet
+
+MAX_NMS = 30000  #: boxes kept (by score) before NMS, as yolov6/utils/nms.py
+
+
+# -- preprocessing ------------------------------------------------------------------------------
+
+
+def letterbox_geometry(h0: int, w0: int, box: dict[str, Any]) -> tuple[tuple[int, int], tuple[int, int, int, int],
+                                                                          tuple[int, int], float, tuple[float, float]]:
+    """Where an ``h0 x w0`` image lands in the network input, as YOLOv6's eval computes it.
+
+    Step 1 (``TrainValDataset.load_image``): the long side is resized to ``size`` (truncating).
+    Step 2 (``letterbox(..., auto, scaleup)``): fit into ``size`` (scaled down only unless
+    ``scaleup``), padding to a multiple of ``stride`` when ``auto``, else to ``size``; the padding
+    is split between both sides with YOLOv6's ``round(d -/+ 0.1)``.
+
+    :returns: ``(resized (h, w), padding (top, bottom, left, right), input (h, w), gain, (dw, dh))``
+        where a point of the original image maps to ``x * gain + dw``, ``y * gain + dh``.
+    """
+    height, width = box["size"]
+    r0 = max(height, width) / max(h0, w0)
+    h1, w1 = (int(h0 * r0), int(w0 * r0)) if r0 != 1 else (h0, w0)
+    r = min(height / h1, width / w1)
+    if not box["scaleup"]:
+        r = min(r, 1.0)
+    h2, w2 = int(round(h1 * r)), int(round(w1 * r))
+    dw, dh = width - w2, height - h2
+    if box["auto"]:
+        dw, dh = dw % box["stride"], dh % box["stride"]
+    dw, dh = dw / 2, dh / 2
+    top, bottom = int(round(dh - 0.1)), int(round(dh + 0.1))
+    left, right = int(round(dw - 0.1)), int(round(dw + 0.1))
+    gain = h1 * r / h0  # YOLOv6 scale_coords: one gain (the height's) for both axes
+    return (h2, w2), (top, bottom, left, right), (h2 + top + bottom, w2 + left + right), gain, (dw, dh)
+
+
+class LetterboxImages(torch.utils.data.Dataset):
+    """Decodes and letterboxes images in worker processes: ``(uint8 CHW, index, ok)``."""
+
+    def __init__(self, paths: list[str], indices: list[int], box: dict[str, Any]) -> None:
+        self.paths, self.indices, self.box = paths, indices, box
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, bool, tuple[int, int]]:
+        from PIL import Image
+
+        index = self.indices[i]
+        try:
+            with Image.open(self.paths[index]) as im:
+                im = im.convert("RGB")
+                w0, h0 = im.size
+                (h2, w2), (top, _b, left, _r), (hi, wi), _g, _d = letterbox_geometry(h0, w0, self.box)
+                if (h2, w2) != (h0, w0):
+                    im = im.resize((w2, h2), Image.BILINEAR)
+                data = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8).view(h2, w2, 3).permute(2, 0, 1)
+        except (OSError, ValueError, Image.DecompressionBombError):
+            h, w = self.box["size"]
+            return torch.full((3, h, w), self.box["pad_value"], dtype=torch.uint8), index, False, (0, 0)
+        out = torch.full((3, hi, wi), self.box["pad_value"], dtype=torch.uint8)
+        out[:, top:top + h2, left:left + w2] = data
+        return out, index, True, (h0, w0)
+
+
+class _Collate:
+    """Stacks letterboxed images; with ``auto`` their sizes differ: pad bottom/right (boxes unmoved)."""
+
+    def __init__(self, pad_value: int) -> None:
+        self.pad_value = pad_value
+
+    def __call__(self, items: list[tuple[torch.Tensor, int, bool, tuple[int, int]]]):  # noqa: ANN204
+        h = max(t.shape[1] for t, *_ in items)
+        w = max(t.shape[2] for t, *_ in items)
+        batch = torch.full((len(items), 3, h, w), self.pad_value, dtype=torch.uint8)
+        for i, (t, *_rest) in enumerate(items):
+            batch[i, :, :t.shape[1], :t.shape[2]] = t
+        return (batch, torch.tensor([i for _, i, _, _ in items]), torch.tensor([ok for _, _, ok, _ in items]),
+                [s for *_, s in items])
+
+
+# -- post-processing -----------------------------------------------------------------------------
+
+
+def head_output(output: Any) -> torch.Tensor:
+    """The ``(B, N, 5 + C)`` tensor of a ``yolo`` head (YOLOv6 returns ``[x, featmaps]`` in eval mode)."""
+    if isinstance(output, list | tuple) and output and isinstance(output[0], torch.Tensor):
+        output = output[0]
+    return output
+
+
+def non_max_suppression(pred: torch.Tensor, conf_thres: float, iou_thres: float, max_det: int = 300,
+                        agnostic: bool = False, multi_label: bool = True) -> list[torch.Tensor]:
+    """YOLOv6's ``non_max_suppression`` semantics: per image ``(n, 6)`` rows ``x1, y1, x2, y2, score, class``.
+
+    Candidates have objectness > ``conf_thres``; a class score is ``cls * obj``; with
+    ``multi_label`` every (box, class) over ``conf_thres`` is a candidate, else the best class
+    only; at most ``MAX_NMS`` by score enter NMS (per class unless ``agnostic``), ``max_det`` leave.
+    """
+    from torchvision.ops import batched_nms
+
+    num_classes = pred.shape[2] - 5
+    multi_label = multi_label and num_classes > 1
+    out = []
+    for x in pred:
+        x = x[x[:, 4] > conf_thres]
+        if not x.shape[0]:
+            out.append(x.new_zeros((0, 6)))
+            continue
+        scores = x[:, 5:] * x[:, 4:5]
+        xy, wh = x[:, :2], x[:, 2:4] / 2
+        box = torch.cat((xy - wh, xy + wh), 1)
+        if multi_label:
+            i, j = (scores > conf_thres).nonzero(as_tuple=False).T
+            det = torch.cat((box[i], scores[i, j, None], j[:, None].float()), 1)
+        else:
+            conf, j = scores.max(1, keepdim=True)
+            det = torch.cat((box, conf, j.float()), 1)[conf.view(-1) > conf_thres]
+        if det.shape[0] > MAX_NMS:
+            det = det[det[:, 4].argsort(descending=True)[:MAX_NMS]]
+        if not det.shape[0]:
+            out.append(det)
+            continue
+        groups = torch.zeros_like(det[:, 5]) if agnostic else det[:, 5]
+        keep = batched_nms(det[:, :4], det[:, 4], groups, iou_thres)[:max_det]
+        out.append(det[keep])
+    return out
+
+
+def to_coco(det: torch.Tensor, gain: float, pad: tuple[float, float], shape: tuple[int, int], image_id: int,
+            ids: list[int | None]) -> list[dict[str, Any]]:
+    """Detections in input pixels -> COCO results in original pixels (YOLOv6 ``scale_coords`` and
+    ``convert_to_coco_format``: clamp to the image, x,y,w,h rounded to 3 decimals, score to 5)."""
+    h0, w0 = shape
+    boxes = det[:, :4].clone()
+    boxes[:, [0, 2]] = ((boxes[:, [0, 2]] - pad[0]) / gain).clamp(0, w0)
+    boxes[:, [1, 3]] = ((boxes[:, [1, 3]] - pad[1]) / gain).clamp(0, h0)
+    boxes[:, 2:] -= boxes[:, :2]
+    results = []
+    for b, score, cls in zip(boxes.tolist(), det[:, 4].tolist(), det[:, 5].tolist(), strict=True):
+        category = ids[int(cls)] if int(cls) < len(ids) else None
+        if category is None:  # a class the dataset does not have
+            continue
+        results.append({"image_id": image_id, "category_id": category, "bbox": [round(v, 3) for v in b],
+                        "score": round(score, 5)})
+    return results
+
+
+# -- the hook ------------------------------------------------------------------------------------
+
+
+def evaluate(model: torch.nn.Module, card: Any, dataset: CocoSet, options: Any = None,
+             runtime: Runtime | None = None) -> dict[str, Any]:
+    """COCO box AP of ``model`` on ``dataset`` under the card's letterbox and postprocess (and ``options``)."""
+    from zoo_detection.metrics import coco_metrics
+
+    opts = runtime if runtime is not None else Runtime()
+    device = opts.torch_device()
+    rank, world = distributed.rank(), distributed.world_size()
+    protocol = settings(card, options)
+    box, post = protocol["letterbox"], protocol["postprocess"]
+    num_classes = card.num_classes or 80
+    ids = dataset.categories.for_model(num_classes, dataset.label or dataset.name)
+    paths = [im.path for im in dataset.images]
+    indices = list(range(rank, len(paths), world))
+    loader = torch.utils.data.DataLoader(
+        LetterboxImages(paths, indices, box), batch_size=opts.batch_size, shuffle=False,
+        num_workers=opts.num_workers(), collate_fn=_Collate(box["pad_value"]), pin_memory=device.type == "cuda")
+    model = model.to(device).eval()
+    if opts.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    threads_before = torch.get_num_threads()
+    if device.type == "cpu" and opts.threads:
+        torch.set_num_threads(opts.threads)
+    detections: list[dict[str, Any]] = []
+    bad: list[int] = []
+    decoded = 0
+    forward_s = nms_s = 0.0
+    progress = Progress(dataset.name, len(indices), opts.show_progress() and rank == 0)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for images, index, ok, shapes in loader:
+            images = images.to(device, non_blocking=True)
+            if opts.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            t0 = time.perf_counter()
+            with opts.autocast(device):
+                raw = model(images.float().div_(255))
+            pred = head_output(raw)
+            check_output(card, pred, images.shape[0])
+            pred = pred.float()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            t1 = time.perf_counter()
+            dets = non_max_suppression(pred, post["conf_thres"], post["iou_thres"], post["max_det"],
+                                       post["agnostic"], post["multi_label"])
+            nms_s += time.perf_counter() - t1
+            forward_s += t1 - t0
+            for det, i, good, shape in zip(dets, index.tolist(), ok.tolist(), shapes, strict=True):
+                decoded += 1
+                if not good:
+                    bad.append(i)
+                    continue
+                image = dataset.images[i]
+                _, _, _, gain, pad = letterbox_geometry(shape[0], shape[1], box)
+                detections.extend(to_coco(det.cpu(), gain, pad, shape, image.id, ids))
+            progress.update(len(index))
+    elapsed = time.perf_counter() - start
+    torch.set_num_threads(threads_before)
+    progress.close()
+    detections = distributed.all_gather(detections)
+    bad = sorted(distributed.all_gather(bad))
+    elapsed = distributed.all_max(elapsed)
+    decoded = int(distributed.all_sum(torch.tensor([decoded], dtype=torch.float64)).item())
+    scored_ids = [im.id for i, im in enumerate(dataset.images) if i not in set(bad)]
+    out: dict[str, Any] = {
+        "images": len(scored_ids),
+        "decoded": decoded,
+        "bad_images": [dataset.images[i].path for i in bad],
+        "detections": len(detections),
+        "seconds": round(elapsed, 3),
+        "forward_s": round(distributed.all_max(forward_s), 3),
+        "postprocess_s": round(distributed.all_max(nms_s), 3),
+        "throughput_img_s": round(decoded / elapsed, 2) if elapsed > 0 else None,
+        "device": str(device) if world == 1 else f"{device.type} x{world}",
+        "precision": opts.precision(device),
+        "batch_size": opts.batch_size,
+        "world_size": world,
+    }
+    if rank == 0:  # COCOeval once, on the gathered detections
+        if not scored_ids:
+            raise DataError(f"{dataset.label or dataset.name}: no image could be read")
+        out.update(coco_metrics(dataset.gt, detections, scored_ids))
+    if opts.predictions:
+        out["predictions"] = detections
+    return out
+
+
+def example_inputs(card: Any, batch_size: int) -> torch.Tensor:
+    """A batch at the letterbox size, values in [0, 1] (what evaluate feeds)."""
+    height, width = settings(card)["letterbox"]["size"]
+    return torch.rand(batch_size, 3, height, width)
+
+
+def check_output(card: Any, output: Any, batch_size: int) -> None:
+    """A ``yolo`` head: ``(batch, N, 5 + num_classes)`` finite values (or a list/tuple led by it)."""
+    output = head_output(output)
+    classes = card.num_classes or 80
+    if not isinstance(output, torch.Tensor):
+        raise ValueError(f"output is {type(output).__name__}, expected a tensor (batch, N, {5 + classes})")
+    if output.ndim != 3 or output.shape[0] != batch_size or output.shape[2] != 5 + classes:
+        raise ValueError(f"output shape {tuple(output.shape)}, expected ({batch_size}, N, {5 + classes}): "
+                         "cx, cy, w, h, objectness and one score per class")
+    if not torch.isfinite(output).all():
+        raise ValueError("output holds non-finite values")
+
+
+def write_predictions(predictions: list[dict[str, Any]], path: str | Path) -> Path:
+    """The COCO results file (a JSON list of image_id, category_id, bbox x,y,w,h, score) ``loadRes`` reads."""
+    path = Path(path)
+    with path.open("w", encoding="utf-8") as fh:
+        json.dump(list(predictions), fh)
+    return path

@@ -102,3 +102,43 @@ def test_a_threshold_override_changes_the_protocol(catalog, demo):
     assert default["protocol"]["postprocess"]["conf_thres"] == 0.03
     assert strict["protocol"]["postprocess"]["conf_thres"] == 0.5
     assert strict["protocol"] != default["protocol"]
+
+
+DISTRIBUTED = """
+import functools, json, sys
+from importlib.metadata import EntryPoint
+sys.path.insert(0, sys.argv[1])
+from zoo.eval import distributed, evaluation
+from zoo.registry import lookup
+from zoo.registry.catalog import build_catalog
+from zoo.registry.plugins import zoo_entry_points
+cat = build_catalog(eps=[*zoo_entry_points(), EntryPoint("detfake", "detfake_plugin", "zoo")])
+lookup.catalog = functools.cache(lambda: cat)
+done = evaluation.run("detfake-color", "coco", data_dir=sys.argv[2], pretrained=False, device="cpu", workers=0,
+                      batch_size=2, threads=1)
+if distributed.rank() == 0:
+    out = {k: v for k, v in done.output.items() if k != "weights"}
+    open(sys.argv[3], "w").write(json.dumps(out))
+"""
+
+
+def test_two_ranks_give_the_single_process_numbers(catalog, demo, tmp_path):
+    """torchrun, 2 CPU ranks (gloo): each takes a strided shard, COCOeval runs once on the gathered detections."""
+    import os
+    import subprocess
+
+    script = tmp_path / "dist.py"
+    script.write_text(DISTRIBUTED)
+    out = tmp_path / "out.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+                           str(script), str(Path(__file__).parent), str(demo), str(out)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    two = json.loads(out.read_text())
+    one = run("detfake-color", "coco", data_dir=str(demo))
+    assert two["world_size"] == 2 and two["device"] == "cpu x2"
+    assert two["images"] == one["images"] == 10 and two["decoded"] == 10
+    assert two["detections"] == one["detections"]
+    for key in ("map", "map50", "map75", "map_small", "map_medium", "map_large", "per_class"):
+        assert two[key] == one[key], key

@@ -216,7 +216,6 @@ def test_metrics_equal_cocoeval_run_directly(tmp_path):
 
 
 def test_faster_coco_eval_gives_the_same_numbers(tmp_path):
-    pytest.importorskip("faster_coco_eval")  # optional test dependency (zoo-detection[test])
     root = make_demo(tmp_path / "f", n_images=24, n_classes=4, seed=5)
     ann = root / "annotations" / "instances_val2017.json"
     path = write_predictions(_detections(coco(root).gt, seed=7), tmp_path / "dets.json")

@@ -142,3 +142,41 @@ def test_two_ranks_give_the_single_process_numbers(catalog, demo, tmp_path):
     assert two["detections"] == one["detections"]
     for key in ("map", "map50", "map75", "map_small", "map_medium", "map_large", "per_class"):
         assert two[key] == one[key], key
+
+
+def test_an_unreadable_image_is_reported_or_skipped(catalog, demo):
+    from zoo.eval.evaluation import BadImages
+
+    bad = demo / "val2017" / "000000001007.jpg"
+    bad.write_bytes(b"not a jpeg")
+    with pytest.raises(BadImages, match="1 unreadable image"):
+        run("detfake-color", "coco", data_dir=str(demo))
+    out = run("detfake-color", "coco", data_dir=str(demo), skip_bad_images=True)
+    assert out["images"] == 9 and out["decoded"] == 10 and out["bad_images"] == [str(bad)]
+
+
+def test_cli_demo_data_eval_json_and_errors(catalog, tmp_path):
+    from click.testing import CliRunner
+
+    from zoo.cli import cli
+
+    runner = CliRunner()
+    made = runner.invoke(cli, ["demo-data", "--task", "object-detection", str(tmp_path / "d"), "--images", "5",
+                               "--classes", "3"], catch_exceptions=False)
+    assert made.exit_code == 0, made.output
+    assert len(list((tmp_path / "d" / "val2017").glob("*.jpg"))) == 5
+    out = runner.invoke(cli, ["eval", "detfake-color", "--dataset", "coco", "--data-dir", str(tmp_path / "d"),
+                              "--no-pretrained", "--device", "cpu", "--workers", "0", "--json"],
+                        catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    result = json.loads(out.stdout)
+    assert result["map50"] == 100.0 and result["images"] == 5
+    assert [row["name"] for row in result["per_class"]] == ["red", "green", "blue"]
+    ann = tmp_path / "d" / "annotations" / "instances_val2017.json"
+    ann.write_text('{"images": [}')
+    failed = runner.invoke(cli, ["eval", "detfake-color", "--dataset", "coco", "--data-dir", str(tmp_path / "d"),
+                                 "--no-pretrained", "--device", "cpu"], catch_exceptions=False)
+    assert failed.exit_code == 2
+    err = failed.stderr.strip()
+    assert err.startswith("Error: ") and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "instances_val2017.json:1:13: not valid JSON" in err

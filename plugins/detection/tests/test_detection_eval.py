@@ -180,3 +180,24 @@ def test_cli_demo_data_eval_json_and_errors(catalog, tmp_path):
     err = failed.stderr.strip()
     assert err.startswith("Error: ") and len(err.splitlines()) == 1 and "Traceback" not in err
     assert "instances_val2017.json:1:13: not valid JSON" in err
+
+
+def test_bench_feeds_the_letterbox_size_and_checks_the_head(catalog):
+    from zoo.measure.bench import benchmark
+
+    out = benchmark("detfake-color", device="cpu", batch_size=2, warmup=1, repeats=2, latency=False)
+    assert out["model"] == "detfake-color" and out["throughput_img_s"] > 0, out
+
+
+def test_check_output_names_the_expected_shape(catalog):
+    import torch
+
+    from zoo_detection.evaluate import check_output, example_inputs
+
+    card = lookup.get_card("detfake-color")
+    assert tuple(example_inputs(card, 2).shape) == (2, 3, 96, 96)
+    check_output(card, [torch.zeros(2, 5, 8), None], 2)
+    with pytest.raises(ValueError, match=r"output shape \(2, 5, 85\), expected \(2, N, 8\)"):
+        check_output(card, torch.zeros(2, 5, 85), 2)
+    with pytest.raises(ValueError, match="non-finite"):
+        check_output(card, torch.full((2, 5, 8), float("nan")), 2)

@@ -191,7 +191,6 @@ def test_bench_feeds_the_letterbox_size_and_checks_the_head(catalog):
 
 def test_check_output_names_the_expected_shape(catalog):
     import torch
-
     from zoo_detection.evaluate import check_output, example_inputs
 
     card = lookup.get_card("detfake-color")

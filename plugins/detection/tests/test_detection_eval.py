@@ -200,3 +200,10 @@ def test_check_output_names_the_expected_shape(catalog):
         check_output(card, torch.zeros(2, 5, 85), 2)
     with pytest.raises(ValueError, match="non-finite"):
         check_output(card, torch.full((2, 5, 8), float("nan")), 2)
+
+
+def test_limit_scores_only_the_first_images(catalog, demo, tmp_path):
+    preds = tmp_path / "p.json"
+    out = run("detfake-color", "coco", data_dir=str(demo), limit=3, save_predictions=str(preds))
+    assert out["images"] == 3 and out["decoded"] == 3
+    assert sorted({p["image_id"] for p in json.loads(preds.read_text())}) == [1000, 1007, 1014]

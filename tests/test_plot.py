@@ -9,6 +9,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+import zoo
 from zoo import records
 from zoo.cli import cli
 from zoo.paths import zoo_home
@@ -100,3 +101,19 @@ def test_pareto_front_of_a_lower_is_better_metric():
     front = plot.pareto_front(points, x_higher_better=False, y_higher_better=False)
     assert [p.model for p in front] == ["a", "b", "d"]
     assert [p.model for p in plot.pareto_front(points, x_higher_better=False)] == ["a"]  # higher y: a beats all
+
+
+def test_cards_of_several_tasks_plot_the_metric_of_one(tmp_path):
+    """The catalog holds classification and detection cards: without --y the task most cards have is
+    drawn (its primary metric); --y picks the cards whose task measures that metric."""
+    default = CliRunner().invoke(cli, ["plot", "--x", "params", "-o", str(tmp_path / "a.svg"), "--json"])
+    assert default.exit_code == 0, default.output
+    points = json.loads(default.output[default.output.index("{"):])["points"]
+    tasks = {zoo.get_card(p["model"]).task for p in points}
+    assert tasks == {"image-classification"} and len(points) > 20
+    assert "top-1 (%)" in (tmp_path / "a.svg").read_text()
+    detection = CliRunner().invoke(cli, ["plot", "--y", "map", "--x", "params", "-o", str(tmp_path / "b.svg"), "--json"])
+    assert detection.exit_code == 0, detection.output
+    drawn = json.loads(detection.output[detection.output.index("{"):])["points"]
+    assert {p["model"] for p in drawn} == {"yolov6-n", "yolov6-s", "yolov6-m", "yolov6-l"}
+    assert {p["model"]: p["y"] for p in drawn}["yolov6-n"] == 37.5  # README @ 0.4.0, the card's figure

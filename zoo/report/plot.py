@@ -89,28 +89,29 @@ def _measured_x(card: Card, x: str, bench: Mapping[str, Result]) -> tuple[float 
     return row.metrics.get("throughput_img_s" if x == "throughput" else "latency_ms"), row.device
 
 
-def y_axis(y: str | None, task: str | None, cards: list[Card]) -> tuple[str, str, bool]:
-    """(metric name, axis label, higher is better) of ``y``: a metric of the cards' task (``task``,
-    else the task the cards share); default its primary metric (classification: top-1)."""
-    from zoo.registry.tasks import Metric
+def y_axis(y: str | None, task: str | None, cards: list[Card]) -> tuple[str, str, bool, set[str]]:
+    """(metric name, axis label, higher is better, tasks plotted) of ``y``: a metric of the cards'
+    task (``task``; else, with several, the tasks that declare ``y``, or without ``y`` the task most
+    of the cards have); default the task's primary metric (classification: top-1)."""
+    from collections import Counter
 
-    names = [task] if task else list(dict.fromkeys(card.task for card in cards))
-    metrics: dict[str, Metric] = {}
-    for name in names:
-        spec = lookup.get_task(name)
-        for metric in spec.metrics if spec is not None else ():
-            metrics.setdefault(metric.name, metric)
+    names = [task] if task else [name for name, _ in Counter(card.task for card in cards).most_common()]
+    specs = {name: spec for name in names if (spec := lookup.get_task(name)) is not None and spec.metrics}
     if y is None:
-        spec = lookup.get_task(names[0]) if len(names) == 1 else None
-        if spec is None or spec.primary is None:
-            raise UserError(f"--y: the cards have several tasks ({', '.join(names)}); choose one with --task, "
-                            f"or a metric with --y")
-        y = spec.primary.name
-    if y not in metrics:
-        raise UserError(f"--y: expected a metric of the cards' task ({', '.join(metrics) or 'none'}), got {y!r}")
-    metric = metrics[y]
+        if not specs:
+            raise UserError(f"--y: no installed task of these cards declares metrics ({', '.join(names) or 'no cards'})")
+        name, spec = next(iter(specs.items()))  # the task most cards have (ties: the first listed)
+        assert spec.primary is not None  # a task with metrics has a primary one
+        y, chosen = spec.primary.name, {name}
+    else:
+        chosen = {name for name, spec in specs.items() if spec.metric(y) is not None}
+        if not chosen:
+            known = sorted({m.name for spec in specs.values() for m in spec.metrics})
+            raise UserError(f"--y: expected a metric of the cards' task ({', '.join(known) or 'none'}), got {y!r}")
+    metric = next(specs[name].metric(y) for name in specs if name in chosen)
+    assert metric is not None
     unit = f" ({metric.unit})" if metric.unit else ""
-    return y, f"{metric.title}{unit}", metric.direction == "higher"
+    return y, f"{metric.title}{unit}", metric.direction == "higher", chosen
 
 
 def _reported_y(card: Card, y: str, dataset: str | None) -> float | None:
@@ -142,7 +143,8 @@ def collect_points(
         raise UserError(f"--source: expected one of {', '.join(SOURCES)}, got {source!r}")
     cat = lookup.catalog()
     cards = [cat.get(n) for n in names] if names else cat.select(task=task)
-    y, _, _ = y_axis(y, task, cards)
+    y, _, _, tasks = y_axis(y, task, cards)
+    cards = [card for card in cards if card.task in tasks]  # one axis: cards of the tasks that measure y
     if source == "measured":
         from zoo.claims.verify import load_results
         from zoo.errors import ZooError
@@ -208,7 +210,7 @@ def plot(
         raise UserError(f"-o {output}: expected a .png, .svg or .pdf file name")
     plt = _pyplot()  # fail on a missing matplotlib before any build
     cat = lookup.catalog()
-    y, y_label, y_higher = y_axis(y, task, [cat.get(n) for n in names] if names else cat.select(task=task))
+    y, y_label, y_higher, _ = y_axis(y, task, [cat.get(n) for n in names] if names else cat.select(task=task))
     points = collect_points(x, y, source, task, names)
     if not points:
         raise UserError(f"nothing to plot: no card has both {x} and {y} ({source} figures"

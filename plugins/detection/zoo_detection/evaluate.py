@@ -2,10 +2,11 @@
 
 Called by the core as ``evaluate(model, card, dataset, options, runtime)``. It does what YOLOv6's
 ``tools/eval.py`` does for its README numbers (see :mod:`zoo_detection.task` for the protocol and
-its source) with these differences: images are decoded by PIL in worker processes and travel as
-uint8 (scaled to [0, 1] on the device), NMS is ``torchvision.ops.batched_nms`` (the same boxes as
-the official class-offset ``nms`` whenever boxes are under 4096 px), and under ``torch.distributed``
-each rank takes a strided shard; the detections are gathered and COCOeval runs once, on rank 0.
+its source), images decoded, resized and padded by OpenCV as its val dataset does, with these
+differences: images travel from worker processes as uint8 (scaled to [0, 1] on the device), NMS is
+``torchvision.ops.batched_nms`` (the same boxes as the official class-offset ``nms`` whenever boxes
+are under 4096 px), and under ``torch.distributed`` each rank takes a strided shard; the detections
+are gathered and COCOeval runs once, on rank 0.
 """
 
 from __future__ import annotations
@@ -60,8 +61,40 @@ def letterbox_geometry(h0: int, w0: int, box: dict[str, Any]) -> tuple[tuple[int
     return (h2, w2), (top, bottom, left, right), (h2 + top + bottom, w2 + left + right), gain, (dw, dh)
 
 
+def load_letterboxed(path: str, box: dict[str, Any]) -> tuple[torch.Tensor, tuple[int, int]]:
+    """One image as YOLOv6's val dataset feeds it: ``(uint8 RGB CHW at the input size, (h0, w0))``.
+
+    The official sequence with OpenCV: ``cv2.imread`` (BGR, EXIF orientation applied), then
+    ``TrainValDataset.load_image`` resizes the long side to ``size`` (``int`` truncation) with
+    ``INTER_AREA`` when shrinking and ``INTER_LINEAR`` when enlarging (eval never augments), then
+    ``letterbox`` resizes with ``INTER_LINEAR`` if its own ratio changes the shape (only with a
+    non-square ``size`` or ``scaleup``) and pads with ``copyMakeBorder``; finally BGR -> RGB.
+
+    :raises OSError: the file is not an image OpenCV can read.
+    """
+    import cv2
+    import numpy as np
+
+    try:
+        im = cv2.imread(path)  # BGR, 3 channels (grey and 16-bit images converted as YOLOv6 gets them)
+    except cv2.error as exc:  # e.g. over OpenCV's pixel limit
+        raise OSError(f"{path}: {exc}") from None
+    if im is None:
+        raise OSError(f"{path}: not an image OpenCV can read")
+    h0, w0 = im.shape[:2]
+    (h2, w2), (top, bottom, left, right), _size, _g, _d = letterbox_geometry(h0, w0, box)
+    r = max(box["size"]) / max(h0, w0)
+    if r != 1:  # load_image
+        im = cv2.resize(im, (int(w0 * r), int(h0 * r)), interpolation=cv2.INTER_AREA if r < 1 else cv2.INTER_LINEAR)
+    if im.shape[:2] != (h2, w2):  # letterbox's own resize
+        im = cv2.resize(im, (w2, h2), interpolation=cv2.INTER_LINEAR)
+    pad = box["pad_value"]
+    im = cv2.copyMakeBorder(im, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(pad, pad, pad))
+    return torch.from_numpy(np.ascontiguousarray(im.transpose(2, 0, 1)[::-1])), (h0, w0)
+
+
 class LetterboxImages(torch.utils.data.Dataset):
-    """Decodes and letterboxes images in worker processes: ``(uint8 CHW, index, ok)``."""
+    """Decodes and letterboxes images (:func:`load_letterboxed`) in worker processes: ``(uint8 CHW, index, ok)``."""
 
     def __init__(self, paths: list[str], indices: list[int], box: dict[str, Any]) -> None:
         self.paths, self.indices, self.box = paths, indices, box
@@ -70,23 +103,13 @@ class LetterboxImages(torch.utils.data.Dataset):
         return len(self.indices)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, bool, tuple[int, int]]:
-        from PIL import Image
-
         index = self.indices[i]
         try:
-            with Image.open(self.paths[index]) as im:
-                im = im.convert("RGB")
-                w0, h0 = im.size
-                (h2, w2), (top, _b, left, _r), (hi, wi), _g, _d = letterbox_geometry(h0, w0, self.box)
-                if (h2, w2) != (h0, w0):
-                    im = im.resize((w2, h2), Image.BILINEAR)
-                data = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8).view(h2, w2, 3).permute(2, 0, 1)
-        except (OSError, ValueError, Image.DecompressionBombError):
+            out, shape = load_letterboxed(str(self.paths[index]), self.box)
+        except OSError:
             h, w = self.box["size"]
             return torch.full((3, h, w), self.box["pad_value"], dtype=torch.uint8), index, False, (0, 0)
-        out = torch.full((3, hi, wi), self.box["pad_value"], dtype=torch.uint8)
-        out[:, top:top + h2, left:left + w2] = data
-        return out, index, True, (h0, w0)
+        return out, index, True, shape
 
 
 class _Collate:

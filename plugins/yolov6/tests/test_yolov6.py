@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -12,6 +14,7 @@ import pytest
 import torch
 from zoo_yolov6 import model as M
 
+from zoo.measure.bench import static_counts
 from zoo.models.build import create_model
 from zoo.registry.lookup import get_card
 
@@ -118,3 +121,63 @@ def test_official_style_checkpoint_loads(tmp_path, monkeypatch):
     assert set(got) == set(want)
     for k, v in want.items():
         assert torch.equal(got[k], v.half().float()), k
+
+
+def _transposed_conv_macs(name: str) -> int:
+    """Real multiply-adds of the folded model's ConvTranspose2d layers at 640 (meta device: shapes only)."""
+    with torch.device("meta"):
+        model = create_model(name).eval()
+        model.switch_to_deploy()
+    found: list[int] = []
+
+    def hook(mod, inputs, _out):
+        assert mod.kernel_size == mod.stride == (2, 2)  # thop's output-based rule is then 4x the real count
+        found.append(inputs[0].numel() * (mod.out_channels // mod.groups) * 4)
+
+    for mod in model.modules():
+        if isinstance(mod, torch.nn.ConvTranspose2d):
+            mod.register_forward_hook(hook)
+    with torch.no_grad():
+        model(torch.zeros(1, 3, 640, 640, device="meta"))
+    assert len(found) == 2, found
+    return sum(found)
+
+
+@pytest.mark.parametrize("card_name", ["yolov6-n", "yolov6-s", "yolov6-m", "yolov6-l"])
+def test_macs_match_readme_flops(card_name):
+    """README @ 0.4.0 FLOPs (kept in the card's notes) vs zoo's MACs of the folded model at 640.
+
+    The README's figure is thop's (get_model_info @ 0.4.0), which counts a ConvTranspose2d as output
+    pixels x C_in x k^2: 4x the real count for the neck's k2 s2 upsamplers. zoo's count (FlopCounterMode)
+    is real, so it sits below the README; adding thop's 3 extra shares of the transposed convs gives the
+    README's number to its printed precision, and the card's deviations.gmacs says so."""
+    card = get_card(card_name)
+    [readme] = re.findall(r"README FLOPs ([0-9.]+) G", card.reported.notes)
+    counts = static_counts(card_name)
+    assert counts["form"] == "deploy" and counts["folded_by"] == "model.switch_to_deploy()"
+    macs = counts["macs"]
+    assert round(2 * macs / 1e9, 1) < float(readme)  # the real count is lower: not the README's
+    thop_like = macs + 3 * _transposed_conv_macs(card_name)
+    assert f"{2 * thop_like / 1e9:.1f}" == readme
+    assert "ConvTranspose2d" in card.deviations["gmacs"] and readme in card.deviations["gmacs"]
+
+
+def test_plugin_check_passes_end_to_end():
+    """`zoo plugin check yolov6 --json` (a subprocess, as a user runs it): builds each card, runs the detection
+    task's example inputs and output check, folds (same outputs), params to the README's precision or explained,
+    checkpoint conversion."""
+    done = subprocess.run([sys.executable, "-m", "zoo", "plugin", "check", "yolov6", "--json"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert report["ok"] is True and report["plugin"] == "yolov6"
+    by_check: dict[str, set[str]] = {}
+    for f in report["findings"]:
+        assert f["ok"], f
+        by_check.setdefault(f["check"], set()).add(f["subject"])
+    cards = {"yolov6-n", "yolov6-s", "yolov6-m", "yolov6-l"}
+    for check in ("card", "builder", "output", "fold", "params", "convert"):
+        assert by_check[check] == cards, check
+    assert by_check["import-light"] == {"yolov6"} and by_check["loads"] == {"yolov6"}
+    fold_n = next(f for f in report["findings"] if f["check"] == "fold" and f["subject"] == "yolov6-n")
+    assert "5,059,178 -> 4,647,882 params" in fold_n["message"]

@@ -17,7 +17,7 @@ def test_every_hook_is_documented_with_its_signature():
     text = docgen.PAGE.read_text()
     names = docgen.hook_names()
     assert set(names) == {"zoo_cards", "zoo_builders", "zoo_read_checkpoint", "zoo_convert_checkpoint", "zoo_fold",
-                         "zoo_patches", "zoo_tasks", "zoo_datasets"}
+                         "zoo_patches", "zoo_tasks", "zoo_datasets", "zoo_commands"}
     for name in names:
         [heading] = [line for line in text.splitlines() if line.startswith(f"### `{name}(")]
         for arg in inspect.signature(getattr(hookspecs, name)).parameters:

@@ -69,7 +69,7 @@ def test_cards_hook_of_the_wrong_shape_is_named_and_the_rest_works(install_plugi
 
 # -- item 8: a bad builders/datasets/tasks/patches hook breaks nobody else ------------------------
 
-HOOKS = ["zoo_builders", "zoo_datasets", "zoo_tasks", "zoo_patches"]
+HOOKS = ["zoo_builders", "zoo_datasets", "zoo_tasks", "zoo_patches", "zoo_commands"]
 
 
 @pytest.mark.parametrize("body, expected", [
@@ -88,6 +88,7 @@ def test_bad_name_table_hook_drops_only_that_plugin(install_plugin, hook, body, 
     assert {"imagenet", "folder"} <= set(zoo.api.hook_entries("zoo_datasets"))
     assert "image-classification" in zoo.api.hook_entries("zoo_tasks")
     zoo.api.hook_entries("zoo_patches")
+    zoo.api.hook_entries("zoo_commands")
     status = zoo.api.catalog().plugin_status("bad")
     assert status.ok and len(status.problems) == 1  # charged to it once, however often the table is used
     assert status.problems[0].startswith(f"plugin 'bad': {hook}{expected}")

@@ -113,15 +113,48 @@ def _set_debug(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
     return value
 
 
+def plugin_commands() -> dict[str, tuple[str, str]]:
+    """``{name: (plugin, "module:command")}`` offered through ``zoo_commands``; a name the core
+    owns stays the core's, and the offer is warned about, charged to its plugin."""
+    from zoo.registry import lookup
+
+    out: dict[str, tuple[str, str]] = {}
+    for name, (plugin, ref) in lookup.hook_entries("zoo_commands").items():
+        if name in LAZY_COMMANDS:
+            warnings.warn(ZooWarning(f"plugin {plugin!r}: zoo_commands: {name!r} is a core command; ignored"),
+                          stacklevel=2)
+        else:
+            out[name] = (plugin, ref)
+    return out
+
+
+def _load_plugin_command(name: str, plugin: str, ref: str) -> click.Command:
+    from zoo.errors import PluginError
+
+    module, _, attr = ref.partition(":")
+    try:
+        command = getattr(importlib.import_module(module), attr)
+    except Exception as exc:
+        raise PluginError(plugin, f"zoo_commands: {name!r} -> {ref!r} cannot be loaded: {first_line(exc)}") from exc
+    if not isinstance(command, click.Command):
+        raise PluginError(plugin, f"zoo_commands: {name!r} -> {ref!r} is {type(command).__name__}, not a click command")
+    return command
+
+
 class ZooGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
+        return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS) | set(plugin_commands()))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in LAZY_COMMANDS:
             module, _, attr = LAZY_COMMANDS[cmd_name].partition(":")
             return getattr(importlib.import_module(module), attr)
-        return super().get_command(ctx, cmd_name)
+        command = super().get_command(ctx, cmd_name)
+        if command is None:
+            offered = plugin_commands().get(cmd_name)
+            if offered is not None:
+                return _load_plugin_command(cmd_name, *offered)
+        return command
 
     def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
         name, command, rest = super().resolve_command(ctx, args)

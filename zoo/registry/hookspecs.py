@@ -228,3 +228,23 @@ def zoo_datasets() -> dict[str, str]:
 
     .. versionadded:: 0.1
     """
+
+
+# -- Commands: `zoo NAME ...` of a task family ---------------------------------------------------
+
+
+@hookspec
+def zoo_commands() -> dict[str, str]:
+    """Return extra ``zoo`` commands by name: ``{"anomaly": "zoo_anomaly.cli:anomaly_command"}``.
+
+    Each value names a :class:`click.Command`, imported only when that command runs (``zoo list``
+    never pays for it). A task family uses this for what only it can do (``zoo anomaly``,
+    ``zoo segment``); the command should only parse, call the plugin's Python API and render, and
+    raise :class:`zoo.errors.UserError` for bad input, which the core prints as one ``Error:`` line.
+    A name the core already has (``list``, ``eval``, ...) or another plugin offered first is
+    refused and charged to your plugin.
+
+    :returns: ``{command_name: "module:click_command"}``.
+
+    .. versionadded:: 0.2
+    """

@@ -206,6 +206,7 @@ HOOK_SHAPES: dict[str, tuple[str, tuple[type, ...], Callable[[Any, Any], bool]]]
     "zoo_patches": (_TABLE, (Mapping,), _table_item),
     "zoo_tasks": (_TASKS, (Mapping,), _task_item),
     "zoo_datasets": (_TABLE, (Mapping,), _table_item),
+    "zoo_commands": (_TABLE, (Mapping,), _table_item),
 }
 
 

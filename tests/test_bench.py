@@ -191,9 +191,24 @@ def test_benchmark_result_shape_and_figures(claims_zoo):
     assert result["throughput_img_s"] > 0
     assert 0 < result["latency_ms"]["median"] <= result["latency_ms"]["p90"]
     assert result["peak_memory_mb"] is None  # CPU
+    assert result["postprocess_ms"] is None  # classification declares no post-processing
     assert result["reported"]["throughput"] == {"value": 100, "device": "A100", "batch_size": 128}
     assert result["reported"]["top1"] == 50.0
     json.dumps(result)  # JSON-able
+
+
+def test_postprocess_is_timed_on_the_models_own_batch1_output():
+    import time
+
+    seen = []
+
+    def post(output):
+        seen.append(tuple(output.shape))
+        time.sleep(0.002)
+
+    timed = bench.measure_postprocess(nn.Linear(3, 2), post, (3,), torch.device("cpu"), warmup=1, repeats=4)
+    assert seen == [(1, 2)] * 5  # warmup + repeats, each on the forward's batch-1 output
+    assert 2.0 <= timed["median"] <= timed["p90"] < 1000
 
 
 def test_no_timing_options_skip_the_runs(claims_zoo):

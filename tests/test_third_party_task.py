@@ -338,10 +338,14 @@ def test_bench_times_the_model_on_the_tasks_example_inputs(installed):
     [result] = json.loads(run.stdout)
     assert result["model"] == "imgreg-s" and result["params"] == 4  # head: 3 weights + 1 bias
     assert result["throughput_img_s"] > 0
+    post = result["postprocess_ms"]  # the task's postprocess, timed apart from the forward pass
+    assert set(post) == {"median", "p90"} and 0 <= post["median"] <= post["p90"]
     assert not (Path(os.environ["ZOO_HOME"]) / "bench.jsonl").exists()
     table = zoo("bench", "imgreg-s", "--device", "cpu", "--batch-size", "2", "--warmup", "0", "--repeats", "1",
                 "--latency-repeats", "1", "--no-record")
     assert table.exit_code == 0, table.output
+    [post_row] = [line for line in table.stdout.splitlines() if line.startswith("post-processing b1")]
+    assert post_row.split()[3] == "ms", post_row
     [headline] = [line for line in table.stdout.splitlines() if line.startswith("MAE ")]
     assert headline.split() == ["MAE", "-", "8.4", "px"], headline  # the task's primary claim, not top-1
     assert "top-1" not in table.stdout

@@ -61,6 +61,9 @@ def bench_text(result: dict[str, Any]) -> str:
          "; ".join(_speed(item, "ms") for item in rep.get("latency") or []) or "-"],
         ["peak memory", _fmt(result["peak_memory_mb"], 0, " MiB"), "-"],
     ]
+    post = result.get("postprocess_ms")
+    if post:  # the task's post-processing (NMS, mask top-k), timed apart from the forward pass
+        rows.insert(4, ["post-processing b1", f"{post['median']:.2f} ms (p90 {post['p90']:.2f})", "-"])
     claim = rep.get("claim")
     if claim:  # the task's headline metric: reported only, zoo eval measures it
         rows.append([claim["title"], "-", _fmt(claim["value"], 2, f" {claim['unit']}" if claim["unit"] else "")])

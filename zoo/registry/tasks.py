@@ -69,6 +69,9 @@ class Task:
       (preprocessing, test-time scales, thresholds, the part of a dataset), as plain JSON data.
       A run is recorded with its protocol; a claim is judged only by runs whose protocol equals
       the one the card gives for that dataset (options at their defaults).
+    - ``postprocess(card, output) -> Any``: what turns the model's raw output into the task's
+      predictions (NMS, top-k masks, argmax); ``zoo bench`` times it apart from the forward pass
+      (``postprocess_ms``), since for a detector it is part of the latency a user sees.
     - ``write_predictions(predictions, path) -> Path``: the per-sample output in the field's
       format (``zoo eval --save-predictions``).
     - ``demo_data(root, **kwargs) -> Path``: a small generated dataset in a layout one of
@@ -88,6 +91,7 @@ class Task:
     example_inputs: str | None = None  #: ``fn(card, batch_size)``: a batch for bench/kit (default randn)
     check_output: str | None = None  #: ``fn(card, output, batch_size)``: ValueError when the output is wrong
     protocol: str | None = None  #: ``fn(card, dataset, options) -> dict``: recorded with runs, matched by claims
+    postprocess: str | None = None  #: ``fn(card, output)``: raw output -> predictions; bench times it apart
     write_predictions: str | None = None  #: ``fn(predictions, path) -> Path`` in the field's format
     demo_data: str | None = None  #: ``fn(root, **kwargs) -> Path``: a small generated dataset
     #: ``fn(fields, card) -> dict``: validates the task-owned card fields (torch-free, in-process)
@@ -107,7 +111,8 @@ class Task:
             raise ValueError(f"task {self.name!r}: more than one primary metric")
         if self.options is not None and not dataclasses.is_dataclass(self.options):
             raise ValueError(f"task {self.name!r}: options must be a dataclass, got {self.options!r}")
-        for ref_name in ("evaluate", "example_inputs", "check_output", "protocol", "write_predictions", "demo_data"):
+        for ref_name in ("evaluate", "example_inputs", "check_output", "protocol", "postprocess", "write_predictions",
+                         "demo_data"):
             ref = getattr(self, ref_name)
             if ref is not None and ref != "" and (not isinstance(ref, str) or ":" not in ref):
                 raise ValueError(f"task {self.name!r}: {ref_name} must be 'module:callable', got {ref!r}")

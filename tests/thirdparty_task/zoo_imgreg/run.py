@@ -81,6 +81,12 @@ def example_inputs(card: Any, batch_size: int) -> torch.Tensor:
     return torch.rand(batch_size, *card.input_size)
 
 
+def postprocess(card: Any, output: torch.Tensor) -> list[float]:
+    """The model's raw ``(batch, 1)`` output as target values (``out * scale + offset``)."""
+    scale, offset = _target(card)
+    return (output[:, 0] * scale + offset).tolist()
+
+
 def check_output(card: Any, output: Any, batch_size: int) -> None:
     """One finite number per image: a ``(batch, 1)`` tensor."""
     if not isinstance(output, torch.Tensor):

@@ -72,6 +72,7 @@ TASK = Task(
     example_inputs="zoo_imgreg.run:example_inputs",
     check_output="zoo_imgreg.run:check_output",
     protocol="zoo_imgreg.task:protocol",
+    postprocess="zoo_imgreg.run:postprocess",
     write_predictions="zoo_imgreg.run:write_predictions",
     demo_data="zoo_imgreg.data:make_demo",
     parse_fields=parse_fields,

@@ -12,15 +12,18 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from zoo_detection.evaluate import LetterboxImages, letterbox_geometry, load_letterboxed
+from zoo_detection.evaluate import LetterboxImages, letterbox_geometry, load_letterboxed, to_coco
 from zoo_detection.task import parse_fields
 
 
-def official_load_image(path, img_size, area=cv2.INTER_AREA):
+def official_load_image(path, img_size, area=cv2.INTER_AREA, shrink_size=None):
     im = cv2.imread(path)
     assert im is not None
     h0, w0 = im.shape[:2]
-    r = img_size / max(h0, w0)
+    if shrink_size:
+        r = (img_size - shrink_size) / max(h0, w0)
+    else:
+        r = img_size / max(h0, w0)
     if r != 1:
         im = cv2.resize(im, (int(w0 * r), int(h0 * r)), interpolation=area if r < 1 else cv2.INTER_LINEAR)
     return im, (h0, w0), im.shape[:2]
@@ -44,13 +47,29 @@ def official_letterbox(im, new_shape, color=(114, 114, 114), auto=False, scaleup
     top, bottom = int(round(dh - 0.1)), int(round(dh + 0.1))
     left, right = int(round(dw - 0.1)), int(round(dw + 0.1))
     im = cv2.copyMakeBorder(im, top, bottom, left, right, cv2.BORDER_CONSTANT, value=color)
-    return im, r, (dw, dh)
+    return im, r, (left, top)
 
 
-def official_input(path, img_size, shape=None, area=cv2.INTER_AREA):
-    im, _hw0, _hw = official_load_image(path, img_size, area)
-    im, _r, _pad = official_letterbox(im, img_size if shape is None else shape)
-    return torch.from_numpy(np.ascontiguousarray(im.transpose((2, 0, 1))[::-1]))
+def official_input(path, img_size, shape=None, area=cv2.INTER_AREA, shrink_size=None, with_shapes=False):
+    im, (h0, w0), (h, w) = official_load_image(path, img_size, area, shrink_size)
+    im, ratio, pad = official_letterbox(im, img_size if shape is None else shape)
+    out = torch.from_numpy(np.ascontiguousarray(im.transpose((2, 0, 1))[::-1]))
+    # TrainValDataset.__getitem__'s shapes, which Evaler.scale_coords maps boxes back with
+    return (out, ((h0, w0), ((h * ratio / h0, w * ratio / w0), pad))) if with_shapes else out
+
+
+def official_scale_coords(coords, img0_shape, ratio_pad):
+    """yolov6/core/evaler.py Evaler.scale_coords (0.4.0)."""
+    gain, pad = ratio_pad
+    coords[:, [0, 2]] -= pad[0]
+    coords[:, [0, 2]] /= gain[1]
+    coords[:, [1, 3]] -= pad[1]
+    coords[:, [1, 3]] /= gain[0]
+    coords[:, 0].clamp_(0, img0_shape[1])
+    coords[:, 1].clamp_(0, img0_shape[0])
+    coords[:, 2].clamp_(0, img0_shape[1])
+    coords[:, 3].clamp_(0, img0_shape[0])
+    return coords
 
 
 def _image(tmp_path, h, w, name="im.png", grey=False):
@@ -82,7 +101,7 @@ def test_letterboxed_input_equals_yolov6(tmp_path, h, w, size):
     assert ours.dtype == torch.uint8 and ours.shape == ref.shape == (3, *size)
     assert torch.equal(ours, ref)
     # where it lands is what the post-processing maps boxes back with
-    (h2, w2), (top, _b, left, _r), _in, _g, _d = letterbox_geometry(h, w, box)
+    (h2, w2), (top, _b, left, _r), _in, _g, _o = letterbox_geometry(h, w, box)
     assert (ours[:, :top] == 114).all() and (ours[:, :, :left] == 114).all()
     assert ours.shape[1:] == (h2 + top + _b, w2 + left + _r)
 
@@ -115,3 +134,39 @@ def test_unreadable_image_is_flagged_not_raised(tmp_path):
         load_letterboxed(str(bad), box)
     out, index, ok, shape = LetterboxImages([str(bad)], [0], box)[0]
     assert (index, ok, shape) == (0, False, (0, 0)) and out.shape == (3, 640, 640) and (out == 114).all()
+
+
+@pytest.mark.parametrize(("h", "w", "shrink"), [
+    (901, 1203, 6),   # odd sizes, shrinking (INTER_AREA) to 634 on the long side
+    (427, 641, 6),
+    (213, 97, 6),     # enlarging (INTER_LINEAR) to 634
+    (333, 777, 4),    # yolov6n/m/l's shrink
+    (640, 480, 2),    # the default entry's shrink: a 640 image is shrunk too
+])
+def test_shrink_equals_reproduce_640_eval(tmp_path, h, w, shrink):
+    """``--reproduce_640_eval``: load_image to ``640 - shrink_size``, then letterbox to 640 (auto and
+    scaleup False, infer_on_rect False); input bytes and box mapping equal the official flow."""
+    path = _image(tmp_path, h, w)
+    box = parse_fields({"letterbox": {"shrink": shrink}})["letterbox"]
+    ours, shape = load_letterboxed(path, box)
+    ref, (hw0, ratio_pad) = official_input(path, 640, shrink_size=shrink, with_shapes=True)
+    assert shape == hw0 == (h, w) and ours.shape == ref.shape == (3, 640, 640)
+    assert torch.equal(ours, ref)
+    geo = letterbox_geometry(h, w, box)
+    assert max(geo.resized) == 640 - shrink and geo.input == (640, 640)
+    assert geo.offset == ratio_pad[1] and geo.gain == (ratio_pad[0][1], ratio_pad[0][0])
+    # a box in input pixels maps back to the original image as Evaler.scale_coords does
+    det = torch.tensor([[3.0, 5.0, 600.5, 611.25, 0.9, 0.0], [100.0, 200.0, 300.0, 250.0, 0.5, 1.0]])
+    expected = official_scale_coords(det[:, :4].clone(), (h, w), ratio_pad)
+    expected[:, 2:] -= expected[:, :2]
+    got = to_coco(det, geo.gain, geo.offset, (h, w), 7, [1, 2])
+    assert [r["bbox"] for r in got] == [[round(v, 3) for v in row] for row in expected.tolist()]
+
+
+def test_shrink_changes_the_input(tmp_path):
+    """The reference is discriminative: shrink 6 and shrink 0 give different bytes."""
+    path = _image(tmp_path, 901, 1203)
+    plain = parse_fields({})["letterbox"]
+    shrunk = parse_fields({"letterbox": {"shrink": 6}})["letterbox"]
+    assert not torch.equal(load_letterboxed(path, plain)[0], load_letterboxed(path, shrunk)[0])
+    assert letterbox_geometry(901, 1203, shrunk).padding == (83, 83, 3, 3)  # 474x634 in 640x640

@@ -34,7 +34,8 @@ def test_entry_module_is_light():
 
 def test_fields_default_to_yolov6_eval():
     assert parse_fields({}) == {
-        "letterbox": {"size": [640, 640], "stride": 32, "pad_value": 114, "auto": False, "scaleup": False},
+        "letterbox": {"size": [640, 640], "stride": 32, "pad_value": 114, "auto": False, "scaleup": False,
+                      "shrink": 0},
         "postprocess": {"conf_thres": 0.03, "iou_thres": 0.65, "max_det": 300, "agnostic": False,
                         "multi_label": True},
         "head": "yolo"}
@@ -51,6 +52,12 @@ def test_fields_default_to_yolov6_eval():
     ({"postprocess": {"iou_thres": 1.5}}, "postprocess.iou_thres: expected a number in [0, 1], got 1.5"),
     ({"postprocess": {"max_det": 0}}, "postprocess.max_det: expected an integer >= 1, got 0"),
     ({"head": "detr"}, "head: expected one of yolo, got 'detr'"),
+    ({"letterbox": {"shrink": -1}}, "letterbox.shrink: expected an integer >= 0, got -1"),
+    ({"letterbox": {"shrink": 2.5}}, "letterbox.shrink: expected an integer >= 0, got 2.5"),
+    ({"letterbox": {"shrink": True}}, "letterbox.shrink: expected an integer >= 0, got True"),
+    ({"letterbox": {"shrink": "6"}}, "letterbox.shrink: expected an integer >= 0, got '6'"),
+    ({"letterbox": {"shrink": 640}}, "letterbox.shrink: 640 leaves no image"),
+    ({"letterbox": {"size": [320, 640], "shrink": 10**9}}, "letterbox.shrink: 1000000000 leaves no image"),
 ])
 def test_bad_fields_name_the_field(fields, message):
     with pytest.raises(ValueError) as err:
@@ -234,12 +241,20 @@ def test_no_detection_scores_zero(tmp_path):
 def test_letterbox_geometry_matches_yolov6():
     box = parse_fields({})["letterbox"]
     # COCO's 640x480 (w x h): no resize, 80 px of padding above and below
-    assert letterbox_geometry(480, 640, box) == ((480, 640), (80, 80, 0, 0), (640, 640), 1.0, (0.0, 80.0))
-    # 427x640 -> 427 rows, 213 px of padding: YOLOv6 puts round(106.5 - .1) = 106 above, 107 below
+    assert letterbox_geometry(480, 640, box) == ((480, 640), (80, 80, 0, 0), (640, 640), (1.0, 1.0), (0, 80))
+    # 427x640 -> 427 rows, 213 px of padding: YOLOv6 puts round(106.5 - .1) = 106 above, 107 below,
+    # and maps back from the integer offset letterbox returns (0, 106)
     assert letterbox_geometry(427, 640, box)[1] == (106, 107, 0, 0)
+    assert letterbox_geometry(427, 640, box).offset == (0, 106)
     # a small image is first enlarged to 640 on its long side (load_image), then padded
     (h, w), pad, size, gain, _ = letterbox_geometry(240, 320, box)
-    assert (h, w) == (480, 640) and pad == (80, 80, 0, 0) and size == (640, 640) and gain == 2.0
+    assert (h, w) == (480, 640) and pad == (80, 80, 0, 0) and size == (640, 640) and gain == (2.0, 2.0)
+    # truncation makes the two gains differ: 333x500 -> 426x640 (x 1.28, y 426/333)
+    assert letterbox_geometry(333, 500, box).gain == (1.28, 426 / 333)
+    # YOLOv6-S's --reproduce_640_eval: shrink 6, the long side is 634 px, 3 px of padding each side
+    s6 = parse_fields({"letterbox": {"shrink": 6}})["letterbox"]
+    assert letterbox_geometry(480, 640, s6).resized == (475, 634)
+    assert letterbox_geometry(480, 640, s6).padding == (82, 83, 3, 3)
     auto = parse_fields({"letterbox": {"auto": True}})["letterbox"]
     assert letterbox_geometry(427, 640, auto)[2] == (448, 640)  # padded to a multiple of 32 only
 

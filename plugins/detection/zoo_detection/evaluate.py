@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 
@@ -32,21 +32,35 @@ MAX_NMS = 30000  #: boxes kept (by score) before NMS, as yolov6/utils/nms.py
 # -- preprocessing ------------------------------------------------------------------------------
 
 
-def letterbox_geometry(h0: int, w0: int, box: dict[str, Any]) -> tuple[tuple[int, int], tuple[int, int, int, int],
-                                                                          tuple[int, int], float, tuple[float, float]]:
-    """Where an ``h0 x w0`` image lands in the network input, as YOLOv6's eval computes it.
+class Geometry(NamedTuple):
+    """Where an image lands in the network input (:func:`letterbox_geometry`)."""
 
-    Step 1 (``TrainValDataset.load_image``): the long side is resized to ``size`` (truncating).
+    resized: tuple[int, int]  #: (h, w) of the image inside the input
+    padding: tuple[int, int, int, int]  #: (top, bottom, left, right) pixels of pad_value
+    input: tuple[int, int]  #: (h, w) of the input
+    gain: tuple[float, float]  #: (x, y): input pixels per original pixel
+    offset: tuple[int, int]  #: (left, top): a point maps to ``x * gain[0] + left``, ``y * gain[1] + top``
+
+
+def load_size(h0: int, w0: int, box: dict[str, Any]) -> tuple[int, int]:
+    """``TrainValDataset.load_image``'s shape: the long side resized to ``max(size) - shrink`` (truncating)."""
+    r = (max(box["size"]) - box.get("shrink", 0)) / max(h0, w0)
+    return (int(h0 * r), int(w0 * r)) if r != 1 else (h0, w0)
+
+
+def letterbox_geometry(h0: int, w0: int, box: dict[str, Any]) -> Geometry:
+    """Where an ``h0 x w0`` image lands in the network input, as YOLOv6 0.4.0's eval computes it.
+
+    Step 1 (``TrainValDataset.load_image``): the long side is resized to ``max(size) - shrink``
+    (truncating; ``shrink`` is ``--shrink_size``, 0 by default).
     Step 2 (``letterbox(..., auto, scaleup)``): fit into ``size`` (scaled down only unless
     ``scaleup``), padding to a multiple of ``stride`` when ``auto``, else to ``size``; the padding
     is split between both sides with YOLOv6's ``round(d -/+ 0.1)``.
-
-    :returns: ``(resized (h, w), padding (top, bottom, left, right), input (h, w), gain, (dw, dh))``
-        where a point of the original image maps to ``x * gain + dw``, ``y * gain + dh``.
+    Mapping back (``Evaler.scale_coords`` with the dataset's ``shapes``): subtract ``(left, top)``
+    (letterbox returns the integer padding), divide x by ``w1 * r / w0`` and y by ``h1 * r / h0``.
     """
     height, width = box["size"]
-    r0 = max(height, width) / max(h0, w0)
-    h1, w1 = (int(h0 * r0), int(w0 * r0)) if r0 != 1 else (h0, w0)
+    h1, w1 = load_size(h0, w0, box)
     r = min(height / h1, width / w1)
     if not box["scaleup"]:
         r = min(r, 1.0)
@@ -57,15 +71,15 @@ def letterbox_geometry(h0: int, w0: int, box: dict[str, Any]) -> tuple[tuple[int
     dw, dh = dw / 2, dh / 2
     top, bottom = int(round(dh - 0.1)), int(round(dh + 0.1))
     left, right = int(round(dw - 0.1)), int(round(dw + 0.1))
-    gain = h1 * r / h0  # YOLOv6 scale_coords: one gain (the height's) for both axes
-    return (h2, w2), (top, bottom, left, right), (h2 + top + bottom, w2 + left + right), gain, (dw, dh)
+    return Geometry((h2, w2), (top, bottom, left, right), (h2 + top + bottom, w2 + left + right),
+                    (w1 * r / w0, h1 * r / h0), (left, top))
 
 
 def load_letterboxed(path: str, box: dict[str, Any]) -> tuple[torch.Tensor, tuple[int, int]]:
     """One image as YOLOv6's val dataset feeds it: ``(uint8 RGB CHW at the input size, (h0, w0))``.
 
     The official sequence with OpenCV: ``cv2.imread`` (BGR, EXIF orientation applied), then
-    ``TrainValDataset.load_image`` resizes the long side to ``size`` (``int`` truncation) with
+    ``TrainValDataset.load_image`` resizes the long side to ``size - shrink`` (``int`` truncation) with
     ``INTER_AREA`` when shrinking and ``INTER_LINEAR`` when enlarging (eval never augments), then
     ``letterbox`` resizes with ``INTER_LINEAR`` if its own ratio changes the shape (only with a
     non-square ``size`` or ``scaleup``) and pads with ``copyMakeBorder``; finally BGR -> RGB.
@@ -82,10 +96,11 @@ def load_letterboxed(path: str, box: dict[str, Any]) -> tuple[torch.Tensor, tupl
     if im is None:
         raise OSError(f"{path}: not an image OpenCV can read")
     h0, w0 = im.shape[:2]
-    (h2, w2), (top, bottom, left, right), _size, _g, _d = letterbox_geometry(h0, w0, box)
-    r = max(box["size"]) / max(h0, w0)
-    if r != 1:  # load_image
-        im = cv2.resize(im, (int(w0 * r), int(h0 * r)), interpolation=cv2.INTER_AREA if r < 1 else cv2.INTER_LINEAR)
+    (h2, w2), (top, bottom, left, right), *_ = letterbox_geometry(h0, w0, box)
+    r = (max(box["size"]) - box.get("shrink", 0)) / max(h0, w0)
+    if r != 1:  # load_image, to load_size's shape
+        h1, w1 = load_size(h0, w0, box)
+        im = cv2.resize(im, (w1, h1), interpolation=cv2.INTER_AREA if r < 1 else cv2.INTER_LINEAR)
     if im.shape[:2] != (h2, w2):  # letterbox's own resize
         im = cv2.resize(im, (w2, h2), interpolation=cv2.INTER_LINEAR)
     pad = box["pad_value"]
@@ -176,14 +191,15 @@ def non_max_suppression(pred: torch.Tensor, conf_thres: float, iou_thres: float,
     return out
 
 
-def to_coco(det: torch.Tensor, gain: float, pad: tuple[float, float], shape: tuple[int, int], image_id: int,
-            ids: list[int | None]) -> list[dict[str, Any]]:
+def to_coco(det: torch.Tensor, gain: tuple[float, float], pad: tuple[float, float], shape: tuple[int, int],
+            image_id: int, ids: list[int | None]) -> list[dict[str, Any]]:
     """Detections in input pixels -> COCO results in original pixels (YOLOv6 ``scale_coords`` and
-    ``convert_to_coco_format``: clamp to the image, x,y,w,h rounded to 3 decimals, score to 5)."""
+    ``convert_to_coco_format``: (x, y) gains and (left, top) offsets, clamp to the image, x,y,w,h
+    rounded to 3 decimals, score to 5)."""
     h0, w0 = shape
     boxes = det[:, :4].clone()
-    boxes[:, [0, 2]] = ((boxes[:, [0, 2]] - pad[0]) / gain).clamp(0, w0)
-    boxes[:, [1, 3]] = ((boxes[:, [1, 3]] - pad[1]) / gain).clamp(0, h0)
+    boxes[:, [0, 2]] = ((boxes[:, [0, 2]] - pad[0]) / gain[0]).clamp(0, w0)
+    boxes[:, [1, 3]] = ((boxes[:, [1, 3]] - pad[1]) / gain[1]).clamp(0, h0)
     boxes[:, 2:] -= boxes[:, :2]
     results = []
     for b, score, cls in zip(boxes.tolist(), det[:, 4].tolist(), det[:, 5].tolist(), strict=True):
@@ -251,7 +267,7 @@ def evaluate(model: torch.nn.Module, card: Any, dataset: CocoSet, options: Any =
                     bad.append(i)
                     continue
                 image = dataset.images[i]
-                _, _, _, gain, pad = letterbox_geometry(shape[0], shape[1], box)
+                *_, gain, pad = letterbox_geometry(shape[0], shape[1], box)
                 detections.extend(to_coco(det.cpu(), gain, pad, shape, image.id, ids))
             progress.update(len(index))
     elapsed = time.perf_counter() - start

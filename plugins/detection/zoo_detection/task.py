@@ -7,7 +7,11 @@ not) and what the raw output looks like (``head``). The defaults are those of YO
 
 - letterbox (``yolov6/data/data_augment.py:letterbox``, called by the val dataset with
   ``auto=False, scaleup=False`` after ``load_image`` resized the long side to ``img_size``):
-  ``size`` 640, ``stride`` 32, ``pad_value`` 114, ``auto`` false, ``scaleup`` false;
+  ``size`` 640, ``stride`` 32, ``pad_value`` 114, ``auto`` false, ``scaleup`` false, ``shrink`` 0;
+  ``shrink`` is ``--shrink_size``: ``load_image`` resizes the long side to ``size - shrink`` before
+  the letterbox pads to ``size``. ``tools/eval.py --reproduce_640_eval`` (how the README's numbers
+  were measured) takes it per model from ``configs/experiment/eval_640_repro.py`` (yolov6n 4,
+  yolov6s 6, yolov6m 4, yolov6l 4, other names 2) together with ``infer_on_rect`` false;
 - post-processing (``yolov6/utils/nms.py:non_max_suppression`` as ``Evaler.predict_model`` calls
   it): ``conf_thres`` 0.03, ``iou_thres`` 0.65, ``max_det`` 300, ``agnostic`` false,
   ``multi_label`` true;
@@ -30,7 +34,8 @@ NAME = "object-detection"
 HEADS = ("yolo",)
 
 #: YOLOv6 0.4.0 tools/eval.py + yolov6/core/evaler.py (the README protocol)
-LETTERBOX_DEFAULTS: dict[str, Any] = {"size": 640, "stride": 32, "pad_value": 114, "auto": False, "scaleup": False}
+LETTERBOX_DEFAULTS: dict[str, Any] = {"size": 640, "stride": 32, "pad_value": 114, "auto": False, "scaleup": False,
+                                      "shrink": 0}
 POSTPROCESS_DEFAULTS: dict[str, Any] = {"conf_thres": 0.03, "iou_thres": 0.65, "max_det": 300, "agnostic": False,
                                         "multi_label": True}
 
@@ -98,7 +103,11 @@ def parse_letterbox(fields: Mapping[str, Any]) -> dict[str, Any]:
         "pad_value": int(_number(box["pad_value"], "letterbox.pad_value", 0, 255)),
         "auto": _flag(box["auto"], "letterbox.auto"),
         "scaleup": _flag(box["scaleup"], "letterbox.scaleup"),
+        "shrink": _int(box["shrink"], "letterbox.shrink", 0),
     }
+    if out["shrink"] >= max(size):
+        raise ValueError(f"letterbox.shrink: {out['shrink']} leaves no image (the long side is resized to "
+                         f"max(size) - shrink = {max(size) - out['shrink']} px)")
     if any(s % out["stride"] for s in size):
         raise ValueError(f"letterbox.size: {size} is not a multiple of letterbox.stride {out['stride']}")
     return out
@@ -156,8 +165,9 @@ TASK = Task(
     datasets=("coco", "coco-json"),
     options=DetectionOptions,
     card_fields={
-        "letterbox": "how images are fitted to the input: {size, stride, pad_value, auto, scaleup} "
-                     "(default: YOLOv6 0.4.0 eval: 640, 32, 114, false, false)",
+        "letterbox": "how images are fitted to the input: {size, stride, pad_value, auto, scaleup, shrink} "
+                     "(default: YOLOv6 0.4.0 eval: 640, 32, 114, false, false, 0); shrink: the long side is "
+                     "first resized to max(size) - shrink px (YOLOv6 --shrink_size)",
         "postprocess": "NMS: {conf_thres, iou_thres, max_det, agnostic, multi_label} "
                        "(default: YOLOv6 0.4.0 eval: 0.03, 0.65, 300, false, true)",
         "head": "the model's output format: yolo = (B, N, 5 + C): cx, cy, w, h (input px), objectness, class scores",

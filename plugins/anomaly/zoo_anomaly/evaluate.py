@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from zoo.errors import DataError, UserError
+from zoo.errors import DataError, PluginError, UserError
 from zoo.eval import distributed
 from zoo.eval.runtime import Progress, Runtime
 from zoo_anomaly import images
@@ -122,7 +122,10 @@ def score_batches(model: torch.nn.Module, card: Any, paths: list[str], conf: dic
             batch = batch.contiguous(memory_format=torch.channels_last)
         with torch.no_grad(), opts.autocast(device):
             out = model(batch)
-        check_output(card, out, batch.shape[0])
+        try:
+            check_output(card, out, batch.shape[0])
+        except ValueError as exc:  # the model breaks the task's contract: its plugin's fault, one line
+            raise PluginError(card.plugin, f"model {card.name!r}: {exc}") from None
         yield (index.tolist(), ok.tolist(), out["score"].detach().float().cpu().numpy(),
                smooth(out["map"], conf["metric_size"], conf["map_smoothing"]["sigma"]))
 

@@ -46,7 +46,7 @@ def list_command(pattern, task, paper, venue, license_, plugin, installed, as_js
         rows.append([
             c.name, c.paper, cat.paper_of(c).venue, c.task,
             r.params_m if r else None, r.gmacs if r else None, shown,
-            c.has_weights, cat.installed(c),
+            "card-only" if c.card_only else c.has_weights, cat.installed(c),
         ])
     click.echo(render.table(rows, ["name", "paper", "venue", "task", "params M", "MACs G", shared or "claim", "weights",
                                    "installed"], align="llllrrrll"))

@@ -162,6 +162,9 @@ def _check_card(report: Report, card: Card, max_forward_params: int) -> None:
     from zoo.measure.bench import card_form, count_params
     from zoo.models.lightbuild import light_build
 
+    if card.card_only:  # nothing to build or load: its claims are cited, never measured
+        report.add("builder", card.name, True, f"card-only: {card.card_only}")
+        return
     try:
         builder = build.get_builder(card)
     except ZooError as exc:

@@ -198,6 +198,7 @@ def prepare(
     from zoo.registry import lookup, plugins
 
     card = lookup.get_card(name)
+    card.require_code()
     tasks = lookup.tasks()
     if card.task not in tasks:
         raise UserError(f"model {card.name!r} has task {card.task!r} and no installed plugin evaluates that task "

@@ -176,6 +176,7 @@ def static_counts(
     import torch
 
     card = lookup.get_card(name)
+    card.require_code()
     folding = card_form(card) == "deploy" if fold_branches is None else fold_branches
     attempts = ["meta", "params-on-meta", "cpu"] if meta else ["cpu"]
     for how in attempts:
@@ -518,6 +519,7 @@ def benchmark(
     if latency_repeats is not None:
         _check_positive("--latency-repeats", latency_repeats)
     card = lookup.get_card(name)
+    card.require_code()
     dev = resolve_device(device)
     amp_dtype = resolve_amp(amp, dev)
     if threads is not None:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 def get_builder(card: Card) -> Any:
     """The callable that builds ``card``'s architecture (imports the plugin's model code)."""
+    card.require_code()
     cat = lookup.catalog()
     cat.require_installed(card)
     builders = lookup._hook_table("zoo_builders").get(card.plugin, {})

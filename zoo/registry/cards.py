@@ -205,13 +205,14 @@ class Card:
     paper: str  # key into papers
     task: str  # "image-classification", ...
     plugin: str  # entry-point name of the plugin that builds it
-    builder: str  # plugin-local builder name
+    builder: str  # plugin-local builder name (none on a card-only card)
     # [C, H, W] the weights were evaluated at; None when neither the card nor its task's defaults give one
     input_size: tuple[int, int, int] | None = None
     num_classes: int | None = None  # outputs of the classifier the weights carry; None: no classifier (AnomalyCLIP)
     preprocess: Preprocess = field(default_factory=Preprocess)  # see `preprocess:` below
     weights: tuple[WeightSource, ...] = ()  # tried in order
     weights_note: str | None = None  # e.g. why there are none
+    card_only: str | None = None  # why nothing runs here (no code/weights published, no port yet): cited, never measured
     weights_key: str | None = None  # container holding the evaluated weights, e.g. state_dict_ema
     patch: str | None = None  # model patch applied at build time, "tome:r=13"
     license: str | None = None  # overrides the paper's license for these weights
@@ -226,6 +227,12 @@ class Card:
     @property
     def has_weights(self) -> bool:
         return bool(self.weights)
+
+    def require_code(self) -> None:
+        """Raise a UserError saying why when the card is card-only (nothing here can build or load it)."""
+        if self.card_only:
+            raise UserError(f"model {self.name!r} is card-only (its claims are cited, nothing runs here): "
+                            f"{self.card_only}")
 
     @property
     def weights_names(self) -> tuple[str, ...]:
@@ -687,6 +694,11 @@ def parse_card(path: str, name: str, data: Any, papers: Mapping[str, Paper],
             if metric not in known:
                 e.fail(f"reported.{claim}", f"unknown metric {metric!r} for task {task.name!r} "
                                             f"(its metrics: {', '.join(known)})")
+    card_only = e.get("card_only", str)
+    if card_only is not None and not card_only.strip():
+        e.fail("card_only", "say why there is no code or weights here (one line), or leave the field out")
+    if card_only is not None and weights:
+        e.fail("card_only", "a card-only card has no weights: drop `weights:` or `card_only:`")
     sources = tuple(parse_weight(_Entry(path, name, w, _WEIGHT_FIELDS, prefix=f"weights[{i}]."),
                                  raw_preprocess if isinstance(raw_preprocess, Mapping) else None, input_size)
                     for i, w in enumerate(weights))
@@ -696,7 +708,8 @@ def parse_card(path: str, name: str, data: Any, papers: Mapping[str, Paper],
         paper=paper,
         task=task_name,
         plugin=e.get("plugin", str, required=True),
-        builder=e.get("builder", str, required=True),
+        builder=e.get("builder", str, required=card_only is None) or "",
+        card_only=card_only,
         input_size=input_size,
         num_classes=num_classes,
         preprocess=preprocess,

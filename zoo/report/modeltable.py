@@ -22,6 +22,8 @@ def _num(value: float | None, digits: int = 1) -> str:
 
 
 def _weights(card: Card) -> str:
+    if card.card_only:
+        return "card-only"
     if not card.weights:
         return "none" + (f" ({card.weights_note})" if card.weights_note and len(card.weights_note) < 60 else "")
     w = card.weights[0]

@@ -83,6 +83,7 @@ def card_summary(card: Card, paper: Paper, installed: bool, license: str | None)
         "installed": installed,
         "license": license,
         "weights": [w.describe() for w in card.weights],
+        "card_only": card.card_only,
         "reported": to_jsonable(reported) if reported else None,
     }
 
@@ -98,7 +99,8 @@ def card_page(card: Card, paper: Paper, installed: bool, license: str | None) ->
         f"code      {paper.code or '-'}",
         f"license   {license or '-'}",
         "",
-        f"builder   {card.plugin}:{card.builder}" + (f"   patch {card.patch}" if card.patch else ""),
+        (f"builder   none: card-only ({card.card_only})" if card.card_only else
+         f"builder   {card.plugin}:{card.builder}" + (f"   patch {card.patch}" if card.patch else "")),
         f"input     {'x'.join(map(str, card.input_size)) if card.input_size else '-'}, "
         f"{card.num_classes if card.num_classes is not None else 'no'} classes",
         f"preproc   resize {resize_size(card) or '-'} ({pre.interpolation}, crop_pct {pre.crop_pct}, {pre.crop_mode}), "

@@ -39,6 +39,8 @@ class Downloaded:
 
 
 def no_weights_message(card: Card) -> str:
+    if card.card_only:
+        return f"model {card.name!r} is card-only (its claims are cited, nothing runs here): {card.card_only}"
     note = f": {card.weights_note}" if card.weights_note else ""
     return f"model {card.name!r} has no published weights{note}"
 

@@ -49,8 +49,7 @@ def _defect(kind: str, size: int, rng: random.Random) -> Any:
     return mask
 
 
-def make_demo(root: str | Path, n_images: int = 8, seed: int = 0, size: int = 64, n_train: int = 8,
-              **_: Any) -> Path:
+def make_demo(root: str | Path, n_images: int = 8, seed: int = 0, size: int = 64, n_train: int = 8) -> Path:
     """Write ``n_images`` test images per category (half of them defective) and ``n_train`` normal
     training images, ``size`` x ``size`` PNGs, under ``root``."""
     import numpy as np

@@ -1,0 +1,189 @@
+"""semantic-segmentation through the full CLI, with the colour test segmenter (``segfake_plugin``).
+
+Issue #14, must hold: a set labelled with a model's own single-scale predictions (its
+``--save-masks`` files, read back as ``seg-folder``) scores mIoU 100 for that model and clearly less
+under a wrong normalisation; the JSON result has the issue's fields; ``--ms`` is recorded as its own
+protocol; two torchrun ranks give the one-process numbers; ``zoo segment`` writes what eval writes.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from importlib.metadata import EntryPoint
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from zoo.cli import cli
+from zoo.registry import lookup
+from zoo.registry.catalog import build_catalog
+from zoo.registry.plugins import zoo_entry_points
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+@pytest.fixture
+def catalog(monkeypatch):
+    """The installed plugins plus the test segmenter's."""
+    cat = build_catalog(eps=[*zoo_entry_points(), EntryPoint("segfake", "segfake_plugin", "zoo")])
+    monkeypatch.setattr(lookup, "catalog", functools.cache(lambda: cat))
+    return cat
+
+
+def zoo(*args: str) -> dict | str:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout) if "--json" in args else result.stdout
+
+
+def failing(*args: str) -> str:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    assert result.exit_code == 2, result.output
+    err = result.stderr.strip()
+    assert err.startswith("Error: ") and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+EVAL = ("--no-pretrained", "--device", "cpu", "--workers", "0", "--threads", "1", "--json")
+FIELDS = ("model", "dataset", "images", "miou", "macc", "aacc", "protocol", "reported_miou", "delta_miou",
+          "throughput_img_s")
+
+
+def test_eval_save_masks_self_labelled_ms_results_verify_and_segment(catalog, tmp_path):
+    from PIL import Image
+
+    demo = tmp_path / "ade"
+    zoo("demo-data", "--task", "semantic-segmentation", str(demo), "--images", "4", "--classes", "3")
+    out = tmp_path / "out"
+    ss = zoo("eval", "segfake-colour", "--dataset", "ade20k", "--data-dir", str(demo), "--save-masks", str(out), *EVAL)
+    assert all(key in ss for key in FIELDS), sorted(ss)
+    assert ss["model"] == "segfake-colour" and ss["dataset"] == "ade20k" and ss["images"] == 4
+    assert ss["protocol"] == "ss" and ss["miou"] == 100.0 and ss["aacc"] == 100.0  # the colours are far apart
+    assert ss["reported_miou"] == 90.0 and ss["delta_miou"] == 10.0
+    assert [row["name"] for row in ss["per_class"][:3]] == ["wall", "building", "sky"]
+    assert ss["per_class"][3]["iou"] is None  # no such region in the demo: out of the mean
+
+    # --save-masks: the dataset's encoding (class k written k + 1), the overlay, a class list to read it back
+    stems = sorted(p.stem for p in (demo / "images" / "validation").glob("*.jpg"))
+    assert sorted(p.stem for p in (out / "masks").glob("*.png")) == stems
+    assert sorted(p.stem for p in (out / "overlays").glob("*.png")) == stems
+    truth = np.array(Image.open(demo / "annotations" / "validation" / f"{stems[0]}.png"))
+    saved = np.array(Image.open(out / "masks" / f"{stems[0]}.png"))
+    assert saved.dtype == np.uint8 and saved.shape == truth.shape
+    assert np.array_equal(saved[truth > 0], truth[truth > 0])  # regions: the same label values
+    assert set(np.unique(saved)) <= {1, 2, 3} and (truth == 0).any()  # "other" pixels got a class too
+    overlay = Image.open(out / "overlays" / f"{stems[0]}.png")
+    assert overlay.mode == "RGB" and overlay.size == (truth.shape[1], truth.shape[0])
+
+    # self-labelled: the saved masks as ground truth (background included now) score 100; the BGR control does not
+    spec = f"seg-folder:{demo / 'images' / 'validation'},{out / 'masks'}"
+    self_labelled = zoo("eval", "segfake-colour", "--dataset", spec, *EVAL)
+    assert self_labelled["miou"] == 100.0 and self_labelled["aacc"] == 100.0
+    assert self_labelled["labelled_pixels"] > ss["labelled_pixels"]  # every pixel is labelled now
+    assert self_labelled["reported_miou"] is None  # not the card's dataset: nothing to set beside
+    control = zoo("eval", "segfake-colour-bgr", "--dataset", spec, *EVAL)
+    assert control["miou"] < 60.0, control["miou"]  # red and blue swapped: about a third right
+
+    ms = zoo("eval", "segfake-colour", "--dataset", "ade20k", "--data-dir", str(demo), "--ms", "--limit", "2", *EVAL)
+    assert ms["protocol"] == "ms" and ms["miou"] > 95.0
+    assert ms["reported_miou"] is None and ms["delta_miou"] is None  # the card's figure is single-scale
+
+    records = zoo("results", "--model", "segfake-colour", "--json")
+    assert [(r["protocol"], r["miou"]) for r in records if r["dataset"] == "ade20k"] == [("ss", 100.0), ("ms", ms["miou"])]
+    from zoo.paths import zoo_home
+
+    lines = [json.loads(line) for line in (zoo_home() / "results.jsonl").read_text().splitlines()]
+    protocols = [r["protocol"] for r in lines if r["model"] == "segfake-colour" and r["dataset"] == "ade20k"]
+    assert [p["protocol"] for p in protocols] == ["ss", "ms"]  # the record's protocol: what the run depended on
+    assert protocols[1]["ms"] == {"ratios": [0.75, 1.0, 1.25], "flip": True} and "ms" not in protocols[0]
+    assert protocols[0]["test"]["mode"] == "slide" and protocols[0]["test"]["crop_size"] == [48, 48]
+    verified = zoo("verify", "segfake-colour", "--json")
+    claim = next(c for c in verified[0]["claims"] if c["claim"] == "ade20k.miou")
+    assert claim["status"] == "not judged" and "random" in claim["note"].lower() or "weights" in claim["note"], claim
+
+    # zoo segment: the single-scale protocol, the same files as --save-masks
+    seg_out = tmp_path / "seg"
+    image = demo / "images" / "validation" / f"{stems[0]}.jpg"
+    written = zoo("segment", "segfake-colour", str(image), "--out", str(seg_out), "--no-pretrained", "--device", "cpu",
+                  "--json")
+    assert written[0]["mask"] == str(seg_out / "masks" / f"{stems[0]}.png") and written[0]["classes"] == [0, 1, 2]
+    assert np.array_equal(np.array(Image.open(written[0]["mask"])), saved)
+    assert Path(written[0]["overlay"]).is_file()
+    assert json.loads((seg_out / "masks" / "classes.json").read_text())["classes"][:2] == ["wall", "building"]
+
+
+def test_bad_inputs_are_one_line_exit_2(catalog, tmp_path):
+    demo = tmp_path / "ade"
+    zoo("demo-data", "--task", "semantic-segmentation", str(demo), "--images", "2")
+    (tmp_path / "file").write_text("x")
+    err = failing("eval", "segfake-colour", "--dataset", "ade20k", "--data-dir", str(demo), "--save-masks",
+                  str(tmp_path / "file"), *EVAL)
+    assert "--save-masks" in err and "is not a directory" in err
+    err = failing("eval", "segfake-colour-3", "--dataset", "ade20k", "--data-dir", str(demo), *EVAL)
+    assert "150 classes, but model 'segfake-colour-3' predicts 3" in err
+    err = failing("eval", "segfake-colour", "--dataset", f"seg-folder:{demo}", *EVAL)
+    assert "seg-folder: expected IMAGES,MASKS" in err
+    err = failing("segment", "segfake-colour", str(tmp_path / "nope.jpg"), "--no-pretrained")
+    assert err == f"Error: {tmp_path / 'nope.jpg'}: no such image file"
+    err = failing("segment", "segfake-colour", str(tmp_path / "file"), "--no-pretrained", "--out", str(tmp_path))
+    assert err == f"Error: {tmp_path / 'file'}: not an image OpenCV can read"
+    assert not (tmp_path / "masks").exists()  # nothing written before every input is checked
+    err = failing("segment", "segfake-colour", str(demo / "images" / "validation" / "ADE_val_00000001.jpg"),
+                  "--out", str(tmp_path / "file"), "--no-pretrained")
+    assert "'--out'" in err and "is a file" in err
+
+
+DISTRIBUTED = """
+import functools, json, sys
+from importlib.metadata import EntryPoint
+sys.path.insert(0, sys.argv[1])
+from zoo.eval import distributed, evaluation
+from zoo.registry import lookup
+from zoo.registry.catalog import build_catalog
+from zoo.registry.plugins import zoo_entry_points
+cat = build_catalog(eps=[*zoo_entry_points(), EntryPoint("segfake", "segfake_plugin", "zoo")])
+lookup.catalog = functools.cache(lambda: cat)
+done = evaluation.run("segfake-colour-bgr", "ade20k", data_dir=sys.argv[2], pretrained=False, device="cpu", workers=0,
+                      threads=1)
+if distributed.rank() == 0:
+    open(sys.argv[3], "w").write(json.dumps({k: v for k, v in done.output.items() if k != "weights"}))
+"""
+
+
+def test_two_ranks_give_the_single_process_numbers(catalog, tmp_path):
+    """2 CPU ranks (gloo) started with the environment torchrun gives them (without torchrun's own
+    start-up): strided shards, per-class areas summed across ranks."""
+    import os
+    import socket
+    import subprocess
+
+    from zoo_segmentation.demo import make_demo
+
+    from zoo.eval import evaluation
+
+    demo = make_demo(tmp_path / "ade", n_images=5, n_classes=3, seed=2)
+    script = tmp_path / "dist.py"
+    script.write_text(DISTRIBUTED)
+    out = tmp_path / "out.json"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    ranks = [subprocess.Popen([sys.executable, str(script), str(Path(__file__).parent), str(demo), str(out)],
+                              env={**os.environ, "OMP_NUM_THREADS": "1", "RANK": str(r), "LOCAL_RANK": str(r),
+                                   "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
+                                   "MASTER_PORT": str(port)},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(2)]
+    for proc in ranks:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-2000:]
+    two = json.loads(out.read_text())
+    one = evaluation.run("segfake-colour-bgr", "ade20k", data_dir=str(demo), pretrained=False, device="cpu",
+                         workers=0, threads=1).output
+    assert two["world_size"] == 2 and two["device"] == "cpu x2" and two["decoded"] == 5
+    assert 0 < one["miou"] < 100  # a score with errors in it, so a lost or doubled shard would show
+    for key in ("images", "miou", "macc", "aacc", "per_class", "labelled_pixels"):
+        assert two[key] == one[key], key

@@ -132,7 +132,7 @@ def test_unreadable_image_is_flagged_not_raised(tmp_path):
     box = parse_fields({})["letterbox"]
     with pytest.raises(OSError, match=r"bad\.jpg: not an image OpenCV can read"):
         load_letterboxed(str(bad), box)
-    out, index, ok, shape = LetterboxImages([str(bad)], [0], box)[0]
+    out, index, ok, shape, _region = LetterboxImages([str(bad)], [0], box)[0]
     assert (index, ok, shape) == (0, False, (0, 0)) and out.shape == (3, 640, 640) and (out == 114).all()
 
 

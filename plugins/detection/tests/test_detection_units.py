@@ -36,6 +36,7 @@ def test_fields_default_to_yolov6_eval():
     assert parse_fields({}) == {
         "letterbox": {"size": [640, 640], "stride": 32, "pad_value": 114, "auto": False, "scaleup": False,
                       "shrink": 0},
+        "normalize": None,
         "postprocess": {"conf_thres": 0.03, "iou_thres": 0.65, "max_det": 300, "agnostic": False,
                         "multi_label": True},
         "head": "yolo"}
@@ -97,7 +98,7 @@ def test_category_mapping():
 def test_coco_layouts(tmp_path):
     root = make_demo(tmp_path / "c", n_images=4, n_classes=2)
     ds = coco(root)
-    assert len(ds) == 4 and ds.task == "object-detection" and ds.categories.ids == (1, 3)
+    assert len(ds) == 4 and ds.task is None and ds.categories.ids == (1, 3)  # both tasks list coco
     assert [im.id for im in ds.limited(2).images] == [1000, 1007] and len(ds) == 4
     nested = tmp_path / "n"
     (nested / "images").mkdir(parents=True)

@@ -1,4 +1,5 @@
-"""zoo plugin ``detection``: the ``object-detection`` task and the ``coco``/``coco-json`` datasets.
+"""zoo plugin ``detection``: the ``object-detection`` and ``instance-segmentation`` tasks and the
+``coco``/``coco-json`` datasets they share.
 
 Imported by ``zoo list``: nothing heavy here (no torch, no pycocotools). Code is named by
 "module:callable" strings and imported when it runs.
@@ -9,9 +10,10 @@ from zoo import hookimpl
 
 @hookimpl
 def zoo_tasks():
-    from zoo_detection.task import TASK  # torch-free: the Task spec only
+    from zoo_detection.instance import TASK as INSTANCE  # torch-free: the Task specs only
+    from zoo_detection.task import TASK
 
-    return {TASK.name: TASK}
+    return {TASK.name: TASK, INSTANCE.name: INSTANCE}
 
 
 @hookimpl

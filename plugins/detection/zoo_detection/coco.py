@@ -25,7 +25,6 @@ from typing import Any
 
 from zoo.errors import DataError
 
-TASK = "object-detection"
 MAX_BYTES = 2 << 30  #: a bigger annotation file is not read (COCO train2017's is about 450 MB)
 SPLIT = "val2017"
 #: COCO's category ids of the 80 detection classes, in class order (YOLOv6 evaler.coco80_to_coco91_class)
@@ -99,8 +98,15 @@ class CocoSet:
     categories: Categories
     gt: dict[str, Any] = field(repr=False)
     label: str = ""
-    task: str = TASK
+    task: str | None = None  #: both tasks (object-detection, instance-segmentation) list these datasets
     parts: list[Any] = field(default_factory=list)
+
+    def require_segmentation(self) -> None:
+        """Instance segmentation needs a mask for every ground-truth object: a DataError naming the first without."""
+        for i, ann in enumerate(self.gt["annotations"]):
+            if "segmentation" not in ann:
+                raise DataError(f"{self.annotations}: annotations[{i}].segmentation: missing (instance segmentation "
+                                "needs polygons or RLE for every object)")
 
     def __len__(self) -> int:
         return len(self.images)
@@ -177,6 +183,7 @@ def check_document(doc: Any, where: str) -> dict[str, Any]:
         for key in ("width", "height"):
             if not _is_int(img.get(key)) or img[key] < 1:
                 raise DataError(f"{at}.{key}: expected an integer >= 1, got {img.get(key)!r:.60}")
+    sizes = {img["id"]: (img["height"], img["width"]) for img in doc["images"]}
     ann_ids: set[Any] = set()
     for i, ann in enumerate(doc["annotations"]):
         at = f"{where}: annotations[{i}]"
@@ -199,6 +206,8 @@ def check_document(doc: Any, where: str) -> dict[str, Any]:
             raise DataError(f"{at}.area: expected a finite number >= 0, got {ann['area']!r:.60}")
         if ann.get("iscrowd", 0) not in (0, 1) or isinstance(ann.get("iscrowd"), bool):
             raise DataError(f"{at}.iscrowd: expected 0 or 1, got {ann.get('iscrowd')!r:.60}")
+        if "segmentation" in ann:
+            check_segmentation(ann["segmentation"], sizes[ann["image_id"]], f"{at}.segmentation")
     next_id = max((a for a in ann_ids), default=0) + 1
     for ann in doc["annotations"]:  # what pycocotools' COCOeval reads of every ground truth
         ann.setdefault("area", float(ann["bbox"][2] * ann["bbox"][3]))
@@ -207,6 +216,66 @@ def check_document(doc: Any, where: str) -> dict[str, Any]:
             ann["id"] = next_id
             next_id += 1
     return doc
+
+
+MAX_COORD = 1e6  #: a polygon coordinate beyond this (pixels) is refused (pycocotools rasterizes the outline)
+
+
+def check_segmentation(seg: Any, size: tuple[int, int], at: str) -> None:
+    """A COCO segmentation: polygons ``[[x, y, x, y, ...], ...]`` (at least 3 points each) or RLE
+    ``{size: [h, w], counts}`` of the image's size whose runs cover exactly ``h * w`` pixels
+    (a hostile RLE would otherwise make pycocotools write past its buffer)."""
+    if isinstance(seg, list):
+        if not seg:
+            raise DataError(f"{at}: expected at least one polygon, got []")
+        for j, poly in enumerate(seg):
+            if not isinstance(poly, list) or len(poly) < 6 or len(poly) % 2 \
+                    or not all(_is_number(v) and abs(v) <= MAX_COORD for v in poly):
+                raise DataError(f"{at}[{j}]: expected a polygon [x1, y1, x2, y2, x3, y3, ...] (an even count >= 6 of "
+                                f"finite numbers within +-{MAX_COORD:g}), got {poly!r:.80}")
+        return
+    if not isinstance(seg, dict):
+        raise DataError(f"{at}: expected polygons (a list) or RLE (an object with size and counts), "
+                        f"got {type(seg).__name__}")
+    rle_size, counts = seg.get("size"), seg.get("counts")
+    if not isinstance(rle_size, list) or len(rle_size) != 2 or not all(_is_int(v) for v in rle_size) \
+            or tuple(rle_size) != size:
+        raise DataError(f"{at}.size: expected [height, width] of the image, {list(size)}, got {rle_size!r:.60}")
+    if isinstance(counts, str):
+        runs = rle_string_counts(counts, at)
+    elif isinstance(counts, list) and all(_is_int(v) and v >= 0 for v in counts):
+        runs = counts
+    else:
+        raise DataError(f"{at}.counts: expected a COCO RLE string or a list of run lengths >= 0, got {counts!r:.60}")
+    if sum(runs) != size[0] * size[1]:
+        raise DataError(f"{at}.counts: the runs cover {sum(runs)} pixels, the image has {size[0] * size[1]}")
+
+
+def rle_string_counts(text: str, at: str) -> list[int]:
+    """The run lengths of a compressed COCO RLE string (pycocotools ``rleFrString``), checked."""
+    counts: list[int] = []
+    p = 0
+    while p < len(text):
+        x = shift = 0
+        more = True
+        while more:
+            if p >= len(text):
+                raise DataError(f"{at}.counts: the RLE string ends inside a number")
+            c = ord(text[p]) - 48
+            if not 0 <= c < 64:
+                raise DataError(f"{at}.counts: {text[p]!r} at {p} is not a COCO RLE character")
+            x |= (c & 0x1F) << shift
+            more = bool(c & 0x20)
+            p += 1
+            shift += 5
+            if not more and c & 0x10:
+                x |= -1 << shift
+        if len(counts) > 2:
+            x += counts[-2]
+        if x < 0:
+            raise DataError(f"{at}.counts: a negative run length in the RLE string")
+        counts.append(x)
+    return counts
 
 
 def _load(name: str, images_dir: Path, annotations: Path, label: str) -> CocoSet:

@@ -85,3 +85,72 @@ def make_demo(root: str | Path, n_images: int = 8, n_classes: int = 3, seed: int
            "categories": [{"id": c, "name": n, "supercategory": "shape"} for c, n, _ in CLASSES[:n_classes]]}
     (root / "annotations" / "instances_val2017.json").write_text(json.dumps(doc), encoding="utf-8")
     return root
+
+
+#: (width, height) of the instance-segmentation demo images: a short side of 48 px, so that a
+#: ``resize`` to a short side of 96 (the tests' fake segmenter) is exactly 2x for every image
+INSTANCE_SIZES = ((64, 48), (48, 64), (96, 48), (48, 80))
+
+
+def _polygon(rng: random.Random, box: tuple[int, int, int, int]) -> list[float]:
+    """A rectangle, a 24-point ellipse or a triangle inside ``box`` (x0, y0, x1, y1)."""
+    x0, y0, x1, y1 = box
+    kind = rng.randrange(3)
+    if kind == 0:
+        return [x0, y0, x1, y0, x1, y1, x0, y1]
+    if kind == 1:
+        cx, cy, rx, ry = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2, (y1 - y0) / 2
+        return [round(v, 2) for t in range(24) for v in (cx + rx * math.cos(2 * math.pi * t / 24),
+                                                        cy + ry * math.sin(2 * math.pi * t / 24))]
+    return [x0, y1, (x0 + x1) / 2, y0, x1, y1]
+
+
+def make_instance_demo(root: str | Path, n_images: int = 8, n_classes: int = 3, seed: int = 0, **_: Any) -> Path:
+    """``zoo demo-data --task instance-segmentation DIR``: COCO's val2017 layout with polygon masks.
+
+    Each object is a polygon (rectangle, ellipse or triangle) rasterized by pycocotools itself
+    (``frPyObjects`` + ``decode``, as COCOeval reads a ground-truth polygon) and painted in its
+    class's colour, so the drawn pixels are exactly the ground-truth mask; its bbox and area are the
+    mask's. Images are PNG (no JPEG ringing at the mask edges).
+    """
+    import numpy as np
+    from PIL import Image
+    from pycocotools import mask as mask_utils
+
+    for name, value, top in (("images", n_images, 100_000), ("classes", n_classes, len(CLASSES))):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
+            raise DataError(f"instance-segmentation demo data: expected a number of {name} in 1..{top}, got {value!r}")
+    root = Path(root).expanduser()
+    images_dir = root / "val2017"
+    images_dir.mkdir(parents=True, exist_ok=True)
+    (root / "annotations").mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    images, annotations = [], []
+    for i in range(n_images):
+        image_id = 2000 + 11 * i
+        width, height = INSTANCE_SIZES[i % len(INSTANCE_SIZES)]
+        pixels = np.full((height, width, 3), BACKGROUND, dtype=np.uint8)
+        taken: list[tuple[int, int, int, int]] = []
+        for k in rng.sample(range(n_classes), rng.randrange(1, n_classes + 1)):
+            box = _place(rng, width, height, taken)
+            if box is None:
+                continue
+            polygon = _polygon(rng, box)
+            rle = mask_utils.merge(mask_utils.frPyObjects([polygon], height, width))
+            mask = mask_utils.decode(rle).astype(bool)
+            if not mask.any():
+                continue
+            taken.append(box)
+            cat_id, _name, colour = CLASSES[k]
+            pixels[mask] = colour
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": cat_id,
+                                "bbox": [float(v) for v in mask_utils.toBbox(rle)],
+                                "area": float(mask_utils.area(rle)), "iscrowd": 0, "segmentation": [polygon]})
+        file_name = f"{image_id:012d}.png"
+        Image.fromarray(pixels).save(images_dir / file_name)
+        images.append({"id": image_id, "file_name": file_name, "width": width, "height": height})
+    doc = {"info": {"description": "zoo instance-segmentation demo data (generated)"},
+           "images": images, "annotations": annotations,
+           "categories": [{"id": c, "name": n, "supercategory": "shape"} for c, n, _ in CLASSES[:n_classes]]}
+    (root / "annotations" / "instances_val2017.json").write_text(json.dumps(doc), encoding="utf-8")
+    return root

@@ -1,6 +1,8 @@
-"""The object-detection eval hook: letterbox, forward, NMS, COCO box AP (pycocotools).
+"""The eval hook of object-detection and instance-segmentation: fit, forward, post-process, COCOeval.
 
-Called by the core as ``evaluate(model, card, dataset, options, runtime)``. It does what YOLOv6's
+Object detection (``head: yolo``): letterbox, forward, NMS, COCO box AP. Instance segmentation
+(``head: query-masks``): Detectron2's resize (:mod:`zoo_detection.resize`), forward, Mask2Former's
+instance inference (:mod:`zoo_detection.queries`), COCO mask AP. Called by the core as ``evaluate(model, card, dataset, options, runtime)``. It does what YOLOv6's
 ``tools/eval.py`` does for its README numbers (see :mod:`zoo_detection.task` for the protocol and
 its source), images decoded, resized and padded by OpenCV as its val dataset does, with these
 differences: images travel from worker processes as uint8 (scaled to [0, 1] on the device), NMS is
@@ -21,7 +23,7 @@ import torch
 from zoo.errors import DataError
 from zoo.eval import distributed
 from zoo.eval.runtime import Progress, Runtime
-from zoo_detection.task import settings
+from zoo_detection.task import INSTANCE, settings
 
 if TYPE_CHECKING:
     from zoo_detection.coco import CocoSet
@@ -108,39 +110,92 @@ def load_letterboxed(path: str, box: dict[str, Any]) -> tuple[torch.Tensor, tupl
     return torch.from_numpy(np.ascontiguousarray(im.transpose(2, 0, 1)[::-1])), (h0, w0)
 
 
-class LetterboxImages(torch.utils.data.Dataset):
-    """Decodes and letterboxes images (:func:`load_letterboxed`) in worker processes: ``(uint8 CHW, index, ok)``."""
+def load_input(path: str, prep: dict[str, Any]) -> tuple[torch.Tensor, tuple[int, int], tuple[int, int, int, int]]:
+    """One image as the protocol feeds it: ``(uint8 RGB CHW, (h0, w0), region (top, left, h, w))``,
+    ``region`` being where the image lies in the input (the rest is padding)."""
+    if "resize" in prep:
+        from zoo_detection.resize import load_resized
 
-    def __init__(self, paths: list[str], indices: list[int], box: dict[str, Any]) -> None:
-        self.paths, self.indices, self.box = paths, indices, box
+        im, shape = load_resized(path, prep["resize"])
+        return im, shape, (0, 0, im.shape[1], im.shape[2])
+    im, shape = load_letterboxed(path, prep["letterbox"])
+    (h2, w2), (top, _b, left, _r), *_ = letterbox_geometry(shape[0], shape[1], prep["letterbox"])
+    return im, shape, (top, left, h2, w2)
+
+
+class InputImages(torch.utils.data.Dataset):
+    """Decodes and fits images (:func:`load_input`) in worker processes: ``(uint8 CHW, index, ok, (h0, w0), region)``."""
+
+    def __init__(self, paths: list[str], indices: list[int], prep: dict[str, Any]) -> None:
+        self.paths, self.indices, self.prep = paths, indices, prep
 
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, bool, tuple[int, int]]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, bool, tuple[int, int], tuple[int, int, int, int]]:
         index = self.indices[i]
         try:
-            out, shape = load_letterboxed(str(self.paths[index]), self.box)
+            out, shape, region = load_input(str(self.paths[index]), self.prep)
         except OSError:
-            h, w = self.box["size"]
-            return torch.full((3, h, w), self.box["pad_value"], dtype=torch.uint8), index, False, (0, 0)
-        return out, index, True, shape
+            return self._placeholder(), index, False, (0, 0), (0, 0, 1, 1)
+        return out, index, True, shape, region
+
+    def _placeholder(self) -> torch.Tensor:
+        if "resize" in self.prep:
+            return torch.zeros((3, 1, 1), dtype=torch.uint8)
+        h, w = self.prep["letterbox"]["size"]
+        return torch.full((3, h, w), self.prep["letterbox"]["pad_value"], dtype=torch.uint8)
 
 
 class _Collate:
-    """Stacks letterboxed images; with ``auto`` their sizes differ: pad bottom/right (boxes unmoved)."""
+    """Stacks images padded at the bottom/right to the batch's largest (rounded up to ``divisibility``)."""
 
-    def __init__(self, pad_value: int) -> None:
-        self.pad_value = pad_value
+    def __init__(self, pad_value: int, divisibility: int = 0) -> None:
+        self.pad_value, self.divisibility = pad_value, divisibility
 
-    def __call__(self, items: list[tuple[torch.Tensor, int, bool, tuple[int, int]]]):  # noqa: ANN204
-        h = max(t.shape[1] for t, *_ in items)
-        w = max(t.shape[2] for t, *_ in items)
+    def __call__(self, items: list[tuple[Any, ...]]):  # noqa: ANN204
+        from zoo_detection.resize import padded_shape
+
+        h, w = padded_shape(max(t.shape[1] for t, *_ in items), max(t.shape[2] for t, *_ in items),
+                            self.divisibility)
         batch = torch.full((len(items), 3, h, w), self.pad_value, dtype=torch.uint8)
         for i, (t, *_rest) in enumerate(items):
             batch[i, :, :t.shape[1], :t.shape[2]] = t
-        return (batch, torch.tensor([i for _, i, _, _ in items]), torch.tensor([ok for _, _, ok, _ in items]),
-                [s for *_, s in items])
+        return (batch, torch.tensor([it[1] for it in items]), torch.tensor([it[2] for it in items]),
+                [it[3] for it in items], [it[4] for it in items])
+
+
+def collate_for(prep: dict[str, Any]) -> _Collate:
+    if "resize" in prep:  # padded after normalization (to_input), as ImageList.from_tensors
+        return _Collate(0, prep["resize"]["size_divisibility"])
+    return _Collate(prep["letterbox"]["pad_value"])
+
+
+def to_input(images: torch.Tensor, prep: dict[str, Any], regions: list[tuple[int, int, int, int]] | None = None
+             ) -> torch.Tensor:
+    """uint8 batch -> the model's float input: ``/ 255``, or ``(x - mean) / std`` with the card's
+    ``normalize`` (0-255 units); with ``resize`` the padding outside each region is ``pad_value``."""
+    x = images.float()
+    norm = prep.get("normalize")
+    if norm is None:
+        x = x.div_(255)
+    else:
+        mean = torch.tensor(norm["mean"], device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(norm["std"], device=x.device).view(1, 3, 1, 1)
+        x = (x - mean) / std
+    if "resize" in prep and regions is not None:
+        pad = prep["resize"]["pad_value"]
+        for i, (_t, _l, h, w) in enumerate(regions):
+            x[i, :, h:, :] = pad
+            x[i, :, :h, w:] = pad
+    return x
+
+
+class LetterboxImages(InputImages):
+    """Letterboxed images only (the object-detection loader before ``resize`` existed)."""
+
+    def __init__(self, paths: list[str], indices: list[int], box: dict[str, Any]) -> None:
+        super().__init__(paths, indices, {"letterbox": box})
 
 
 # -- post-processing -----------------------------------------------------------------------------
@@ -213,24 +268,90 @@ def to_coco(det: torch.Tensor, gain: tuple[float, float], pad: tuple[float, floa
 
 # -- the hook ------------------------------------------------------------------------------------
 
+#: the input a bench or kit run feeds a ``resize`` card: COCO's usual 640x480 (w x h) image
+EXAMPLE_IMAGE = (480, 640)
+
+
+def _geometry(shapes: list[tuple[int, int]], regions: list[tuple[int, int, int, int]], input_hw: tuple[int, int]
+              ) -> list[tuple[tuple[int, int], tuple[int, int, int, int], tuple[int, int]]]:
+    return [(input_hw, region, shape) for shape, region in zip(shapes, regions, strict=True)]
+
+
+def run_postprocess(protocol: dict[str, Any], output: Any, batch_size: int, num_classes: int,
+                    geometry: list[tuple[tuple[int, int], tuple[int, int, int, int], tuple[int, int]]]) -> list[Any]:
+    """The head's post-processing of a batch: per image, NMS rows ``(n, 6)`` (yolo) or
+    ``(scores, labels, masks)`` in original pixels (query-masks)."""
+    post = protocol["postprocess"]
+    if protocol["head"] == "query-masks":
+        from zoo_detection.queries import check_query_output, postprocess_queries
+
+        cls, masks = check_query_output(output, batch_size, num_classes)
+        return postprocess_queries(cls, masks, post, geometry)
+    pred = head_output(output)
+    _check_yolo(pred, batch_size, num_classes)
+    return non_max_suppression(pred.float(), post["conf_thres"], post["iou_thres"], post["max_det"],
+                               post["agnostic"], post["multi_label"])
+
+
+def postprocess(card: Any, output: Any) -> list[Any]:
+    """``Task.postprocess``: the card's head post-processing of ``output`` for :func:`example_inputs`'s
+    batch (``zoo bench`` times it apart from the forward pass): NMS, or Mask2Former's instance
+    inference with the masks brought back to :data:`EXAMPLE_IMAGE` (letterbox: the letterbox size)."""
+    protocol = settings(card)
+    batch = _batch_size(protocol["head"], output)
+    input_hw, region, shape = _example_geometry(protocol)
+    return run_postprocess(protocol, output, batch, card.num_classes or 80, [(input_hw, region, shape)] * batch)
+
+
+def _batch_size(head: str, output: Any) -> int:
+    if head == "query-masks":
+        from zoo_detection.queries import query_output
+
+        return int(query_output(output)[0].shape[0])
+    return int(head_output(output).shape[0])
+
+
+def _example_geometry(protocol: dict[str, Any]) -> tuple[tuple[int, int], tuple[int, int, int, int], tuple[int, int]]:
+    if "resize" in protocol:
+        from zoo_detection.resize import padded_shape, resize_shape
+
+        spec = protocol["resize"]
+        h, w = resize_shape(*EXAMPLE_IMAGE, spec)
+        return padded_shape(h, w, spec["size_divisibility"]), (0, 0, h, w), EXAMPLE_IMAGE
+    h, w = protocol["letterbox"]["size"]
+    return (h, w), (0, 0, h, w), (h, w)
+
+
+def _results(protocol: dict[str, Any], item: Any, shape: tuple[int, int], image_id: int, ids: list[int | None]
+             ) -> list[dict[str, Any]]:
+    if protocol["head"] == "query-masks":
+        from zoo_detection.queries import to_coco_masks
+
+        return to_coco_masks(*item, image_id, ids)
+    *_, gain, pad = letterbox_geometry(shape[0], shape[1], protocol["letterbox"])
+    return to_coco(item.cpu(), gain, pad, shape, image_id, ids)
+
 
 def evaluate(model: torch.nn.Module, card: Any, dataset: CocoSet, options: Any = None,
              runtime: Runtime | None = None) -> dict[str, Any]:
-    """COCO box AP of ``model`` on ``dataset`` under the card's letterbox and postprocess (and ``options``)."""
+    """COCO box AP (object-detection) or mask AP (instance-segmentation) of ``model`` on ``dataset``
+    under the card's protocol (and ``options``)."""
     from zoo_detection.metrics import coco_metrics
 
     opts = runtime if runtime is not None else Runtime()
     device = opts.torch_device()
     rank, world = distributed.rank(), distributed.world_size()
     protocol = settings(card, options)
-    box, post = protocol["letterbox"], protocol["postprocess"]
+    segm = getattr(card, "task", None) == INSTANCE
+    if segm:
+        dataset.require_segmentation()
     num_classes = card.num_classes or 80
     ids = dataset.categories.for_model(num_classes, dataset.label or dataset.name)
     paths = [im.path for im in dataset.images]
     indices = list(range(rank, len(paths), world))
     loader = torch.utils.data.DataLoader(
-        LetterboxImages(paths, indices, box), batch_size=opts.batch_size, shuffle=False,
-        num_workers=opts.num_workers(), collate_fn=_Collate(box["pad_value"]), pin_memory=device.type == "cuda")
+        InputImages(paths, indices, protocol), batch_size=opts.batch_size, shuffle=False,
+        num_workers=opts.num_workers(), collate_fn=collate_for(protocol), pin_memory=device.type == "cuda")
     model = model.to(device).eval()
     if opts.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -240,35 +361,33 @@ def evaluate(model: torch.nn.Module, card: Any, dataset: CocoSet, options: Any =
     detections: list[dict[str, Any]] = []
     bad: list[int] = []
     decoded = 0
-    forward_s = nms_s = 0.0
+    forward_s = post_s = 0.0
     progress = Progress(dataset.name, len(indices), opts.show_progress() and rank == 0)
     start = time.perf_counter()
     with torch.inference_mode():
-        for images, index, ok, shapes in loader:
+        for images, index, ok, shapes, regions in loader:
             images = images.to(device, non_blocking=True)
+            x = to_input(images, protocol, regions)
             if opts.channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
+                x = x.contiguous(memory_format=torch.channels_last)
             t0 = time.perf_counter()
             with opts.autocast(device):
-                raw = model(images.float().div_(255))
-            pred = head_output(raw)
-            check_output(card, pred, images.shape[0])
-            pred = pred.float()
+                raw = model(x)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             t1 = time.perf_counter()
-            dets = non_max_suppression(pred, post["conf_thres"], post["iou_thres"], post["max_det"],
-                                       post["agnostic"], post["multi_label"])
-            nms_s += time.perf_counter() - t1
+            items = run_postprocess(protocol, raw, images.shape[0], num_classes,
+                                    _geometry(shapes, regions, tuple(images.shape[2:])))
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            post_s += time.perf_counter() - t1
             forward_s += t1 - t0
-            for det, i, good, shape in zip(dets, index.tolist(), ok.tolist(), shapes, strict=True):
+            for item, i, good, shape in zip(items, index.tolist(), ok.tolist(), shapes, strict=True):
                 decoded += 1
                 if not good:
                     bad.append(i)
                     continue
-                image = dataset.images[i]
-                *_, gain, pad = letterbox_geometry(shape[0], shape[1], box)
-                detections.extend(to_coco(det.cpu(), gain, pad, shape, image.id, ids))
+                detections.extend(_results(protocol, item, shape, dataset.images[i].id, ids))
             progress.update(len(index))
     elapsed = time.perf_counter() - start
     torch.set_num_threads(threads_before)
@@ -285,7 +404,7 @@ def evaluate(model: torch.nn.Module, card: Any, dataset: CocoSet, options: Any =
         "detections": len(detections),
         "seconds": round(elapsed, 3),
         "forward_s": round(distributed.all_max(forward_s), 3),
-        "postprocess_s": round(distributed.all_max(nms_s), 3),
+        "postprocess_s": round(distributed.all_max(post_s), 3),
         "throughput_img_s": round(decoded / elapsed, 2) if elapsed > 0 else None,
         "device": str(device) if world == 1 else f"{device.type} x{world}",
         "precision": opts.precision(device),
@@ -295,22 +414,29 @@ def evaluate(model: torch.nn.Module, card: Any, dataset: CocoSet, options: Any =
     if rank == 0:  # COCOeval once, on the gathered detections
         if not scored_ids:
             raise DataError(f"{dataset.label or dataset.name}: no image could be read")
-        out.update(coco_metrics(dataset.gt, detections, scored_ids))
+        if segm:
+            out.update(coco_metrics(dataset.gt, detections, scored_ids, iou_type="segm"))
+            if detections and all("bbox" in d for d in detections):  # a head that also gives boxes
+                boxes = coco_metrics(dataset.gt, detections, scored_ids)
+                out.update({k: v for k, v in boxes.items() if k != "per_class"})
+                out["box_per_class"] = boxes["per_class"]
+        else:
+            out.update(coco_metrics(dataset.gt, detections, scored_ids))
     if opts.predictions:
         out["predictions"] = detections
     return out
 
 
 def example_inputs(card: Any, batch_size: int) -> torch.Tensor:
-    """A batch at the letterbox size, values in [0, 1] (what evaluate feeds)."""
-    height, width = settings(card)["letterbox"]["size"]
-    return torch.rand(batch_size, 3, height, width)
+    """A batch at the input size the protocol feeds (letterbox size, or the resized and padded
+    :data:`EXAMPLE_IMAGE`), normalized as evaluate normalizes."""
+    protocol = settings(card)
+    (height, width), region, _shape = _example_geometry(protocol)
+    images = torch.randint(0, 256, (batch_size, 3, height, width), dtype=torch.uint8)
+    return to_input(images, protocol, [region] * batch_size)
 
 
-def check_output(card: Any, output: Any, batch_size: int) -> None:
-    """A ``yolo`` head: ``(batch, N, 5 + num_classes)`` finite values (or a list/tuple led by it)."""
-    output = head_output(output)
-    classes = card.num_classes or 80
+def _check_yolo(output: Any, batch_size: int, classes: int) -> None:
     if not isinstance(output, torch.Tensor):
         raise ValueError(f"output is {type(output).__name__}, expected a tensor (batch, N, {5 + classes})")
     if output.ndim != 3 or output.shape[0] != batch_size or output.shape[2] != 5 + classes:
@@ -320,8 +446,21 @@ def check_output(card: Any, output: Any, batch_size: int) -> None:
         raise ValueError("output holds non-finite values")
 
 
+def check_output(card: Any, output: Any, batch_size: int) -> None:
+    """The card's head: ``yolo`` ``(batch, N, 5 + num_classes)`` (or a list/tuple led by it);
+    ``query-masks`` ``(class_logits (batch, Q, C + 1), mask_logits (batch, Q, h, w))``; finite values."""
+    classes = card.num_classes or 80
+    if settings(card)["head"] == "query-masks":
+        from zoo_detection.queries import check_query_output
+
+        check_query_output(output, batch_size, classes)
+        return
+    _check_yolo(head_output(output), batch_size, classes)
+
+
 def write_predictions(predictions: list[dict[str, Any]], path: str | Path) -> Path:
-    """The COCO results file (a JSON list of image_id, category_id, bbox x,y,w,h, score) ``loadRes`` reads."""
+    """The COCO results file ``loadRes`` reads: a JSON list of image_id, category_id, score and
+    bbox x,y,w,h (detections) or segmentation (RLE, ``counts`` a str; instance segmentation)."""
     path = Path(path)
     with path.open("w", encoding="utf-8") as fh:
         json.dump(list(predictions), fh)

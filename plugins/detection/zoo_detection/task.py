@@ -31,13 +31,21 @@ from typing import Any
 from zoo.registry.tasks import Metric, Task
 
 NAME = "object-detection"
-HEADS = ("yolo",)
+INSTANCE = "instance-segmentation"
+HEADS = ("yolo",)  #: object-detection heads (the first is the default)
+INSTANCE_HEADS = ("query-masks",)  #: instance-segmentation heads
 
 #: YOLOv6 0.4.0 tools/eval.py + yolov6/core/evaler.py (the README protocol)
 LETTERBOX_DEFAULTS: dict[str, Any] = {"size": 640, "stride": 32, "pad_value": 114, "auto": False, "scaleup": False,
                                       "shrink": 0}
 POSTPROCESS_DEFAULTS: dict[str, Any] = {"conf_thres": 0.03, "iou_thres": 0.65, "max_det": 300, "agnostic": False,
                                         "multi_label": True}
+#: Mask2Former (facebookresearch/Mask2Former@9b0651c maskformer_model.py instance_inference):
+#: test_topk_per_image = TEST.DETECTIONS_PER_IMAGE (Detectron2 default 100), masks binary at logit > 0
+QUERY_POSTPROCESS_DEFAULTS: dict[str, Any] = {"topk": 100, "mask_threshold": 0.0}
+#: Detectron2 test-time ResizeShortestEdge(MIN_SIZE_TEST 800, MAX_SIZE_TEST 1333) and ImageList.from_tensors
+#: padding (Mask2Former's SIZE_DIVISIBILITY 32, pad value 0 on the normalized tensor)
+RESIZE_DEFAULTS: dict[str, Any] = {"shortest_edge": 800, "max_size": 1333, "size_divisibility": 32, "pad_value": 0}
 
 
 @dataclass
@@ -124,18 +132,74 @@ def parse_postprocess(fields: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def parse_query_postprocess(fields: Mapping[str, Any]) -> dict[str, Any]:
+    post = _block(fields, "postprocess", QUERY_POSTPROCESS_DEFAULTS)
+    return {"topk": _int(post["topk"], "postprocess.topk", 1),
+            "mask_threshold": _number(post["mask_threshold"], "postprocess.mask_threshold")}
+
+
+def parse_resize(fields: Mapping[str, Any]) -> dict[str, Any]:
+    box = _block(fields, "resize", RESIZE_DEFAULTS)
+    out = {"shortest_edge": _int(box["shortest_edge"], "resize.shortest_edge", 1),
+           "max_size": _int(box["max_size"], "resize.max_size", 1),
+           "size_divisibility": _int(box["size_divisibility"], "resize.size_divisibility", 0),
+           "pad_value": _number(box["pad_value"], "resize.pad_value")}
+    if out["shortest_edge"] > 100_000 or out["max_size"] > 100_000:
+        raise ValueError("resize: shortest_edge and max_size must be at most 100000 px")
+    return out
+
+
+def parse_normalize(fields: Mapping[str, Any]) -> dict[str, list[float]] | None:
+    value = fields.get("normalize")
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or set(value) != {"mean", "std"}:
+        raise ValueError(f"normalize: expected {{mean: [r, g, b], std: [r, g, b]}} in 0-255 units, got {value!r:.80}")
+    out = {}
+    for key in ("mean", "std"):
+        seq = value[key]
+        if not isinstance(seq, list | tuple) or len(seq) != 3:
+            raise ValueError(f"normalize.{key}: expected three numbers (R, G, B, 0-255 units), got {seq!r:.60}")
+        out[key] = [_number(v, f"normalize.{key}", 0 if key == "mean" else None, 255) for v in seq]
+    if any(v <= 0 for v in out["std"]):
+        raise ValueError(f"normalize.std: expected numbers > 0, got {out['std']}")
+    return out
+
+
+def _parse(fields: Mapping[str, Any], heads: tuple[str, ...]) -> dict[str, Any]:
+    head = fields.get("head", heads[0])
+    if head not in heads:
+        raise ValueError(f"head: expected one of {', '.join(heads)}, got {head!r}")
+    if fields.get("letterbox") is not None and fields.get("resize") is not None:
+        raise ValueError("resize: give letterbox (YOLO) or resize (Detectron2), not both")
+    out: dict[str, Any] = {}
+    if fields.get("resize") is not None or (head == "query-masks" and fields.get("letterbox") is None):
+        out["resize"] = parse_resize(fields)
+    else:
+        out["letterbox"] = parse_letterbox(fields)
+    out["normalize"] = parse_normalize(fields)
+    out["postprocess"] = parse_query_postprocess(fields) if head == "query-masks" else parse_postprocess(fields)
+    out["head"] = head
+    return out
+
+
 def parse_fields(fields: Mapping[str, Any], card: Any = None) -> dict[str, Any]:
-    """Validate ``letterbox``, ``postprocess`` and ``head``; missing ones take YOLOv6's eval defaults."""
-    head = fields.get("head", "yolo")
-    if head not in HEADS:
-        raise ValueError(f"head: expected one of {', '.join(HEADS)}, got {head!r}")
-    return {"letterbox": parse_letterbox(fields), "postprocess": parse_postprocess(fields), "head": head}
+    """object-detection: validate ``letterbox``/``resize``, ``normalize``, ``postprocess`` and ``head``;
+    missing ones take YOLOv6's eval defaults."""
+    return _parse(fields, HEADS)
+
+
+def parse_instance_fields(fields: Mapping[str, Any], card: Any = None) -> dict[str, Any]:
+    """instance-segmentation: as :func:`parse_fields` with the ``query-masks`` head, whose defaults
+    are Mask2Former's Detectron2 test protocol (``resize``, ``topk``, ``mask_threshold``)."""
+    return _parse(fields, INSTANCE_HEADS)
 
 
 def settings(card: Any, options: DetectionOptions | None = None) -> dict[str, Any]:
     """The card's parsed fields with ``options`` applied: ``{letterbox, postprocess, head}``."""
-    parsed = parse_fields(getattr(card, "fields", None) or {}, card)
-    if options is not None:
+    parse = parse_instance_fields if getattr(card, "task", None) == INSTANCE else parse_fields
+    parsed = parse(getattr(card, "fields", None) or {}, card)
+    if options is not None and parsed["head"] == "yolo":
         post = parsed["postprocess"]
         if options.conf_thres is not None:
             post["conf_thres"] = _number(options.conf_thres, "--conf-thres", 0, 1)

@@ -129,10 +129,21 @@ def test_few_shot_fits_on_the_seeded_draw_and_records_it(catalog, demo):
     expected = {c.name: [Path(p).relative_to(demo).as_posix() for p in draw_reference(c, 2, 5)] for c in ds.categories}
     assert out["reference_images"] == expected
     assert out["reported_image_auroc"] == 100.0 and out["image_auroc"] == 100.0
-    other = run("anomtoy-fs", "mvtec-ad", data_dir=str(demo), shots=1, seed=3, category="stripes")
+    preds = demo.parent / "preds.jsonl"
+    other = run("anomtoy-fs", "mvtec-ad", data_dir=str(demo), shots=1, seed=3, category="stripes",
+                save_predictions=str(preds))
+    assert [json.loads(line)["file"] for line in preds.read_text().splitlines()] == [
+        s.path[len(str(demo)) + 1:] for s in ds.categories[1].test]  # --save-predictions: the scores file
     assert other["recorded_protocol"]["shots"] == 1 and other["recorded_protocol"]["categories"] == ["stripes"]
     assert other["reported_image_auroc"] is None  # another protocol: not set beside the paper's figure
     assert list(other["per_category"]) == ["stripes"] and len(other["reference_images"]["stripes"]) == 1
+
+
+def test_a_limit_without_defects_leaves_the_image_metrics_undefined(catalog, demo):
+    out = run("anomtoy-zs", "mvtec-ad", data_dir=str(demo), limit=2)  # checker's two blob images only
+    assert out["images"] == 2 and out["categories"] == ["checker"]
+    assert out["image_auroc"] is None and out["image_ap"] is None and out["pixel_auroc"] > 90
+    assert out["undefined"] == {"image_auroc": ["checker"], "image_ap": ["checker"]}
 
 
 def test_bad_runs_are_one_line(catalog, demo, tmp_path):

@@ -103,7 +103,12 @@ def test_eval_save_masks_self_labelled_ms_results_verify_and_segment(catalog, tm
     assert protocols[0]["test"]["mode"] == "slide" and protocols[0]["test"]["crop_size"] == [48, 48]
     verified = zoo("verify", "segfake-colour", "--json")
     claim = next(c for c in verified[0]["claims"] if c["claim"] == "ade20k.miou")
-    assert claim["status"] == "not judged" and "random" in claim["note"].lower() or "weights" in claim["note"], claim
+    assert claim["status"] == "not judged" and claim["note"] == "runs exist only with random weights (--no-pretrained)"
+    from zoo.claims.verify import claim_protocol, protocol_problem
+
+    card_protocol = claim_protocol(lookup.get_card("segfake-colour"), "ade20k")
+    assert protocol_problem(protocols[0], card_protocol) is None  # the ss run could judge the card's figure
+    assert protocol_problem(protocols[1], card_protocol) == "protocol ms, the claim's is ss"  # the ms run never
 
     # zoo segment: the single-scale protocol, the same files as --save-masks
     seg_out = tmp_path / "seg"
@@ -187,3 +192,20 @@ def test_two_ranks_give_the_single_process_numbers(catalog, tmp_path):
     assert 0 < one["miou"] < 100  # a score with errors in it, so a lost or doubled shard would show
     for key in ("images", "miou", "macc", "aacc", "per_class", "labelled_pixels"):
         assert two[key] == one[key], key
+
+
+def test_bench_times_the_forward_and_the_argmax_apart(catalog):
+    from zoo.measure.bench import benchmark
+
+    out = benchmark("segfake-colour", device="cpu", batch_size=2, warmup=1, repeats=2, latency_repeats=2)
+    assert out["model"] == "segfake-colour" and out["throughput_img_s"] > 0, out
+    assert out["postprocess_ms"] is not None and out["postprocess_ms"]["median"] > 0, out
+
+
+def test_the_plugin_and_its_task_spec_import_nothing_heavy():
+    import subprocess
+
+    code = ("import sys, zoo_segmentation, zoo_segmentation.task, zoo_segmentation.datasets; "
+            "heavy = sorted(m for m in ('torch', 'cv2', 'numpy', 'PIL') if m in sys.modules); print(heavy)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stdout + proc.stderr

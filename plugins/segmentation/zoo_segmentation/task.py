@@ -217,6 +217,7 @@ TASK = Task(
     evaluate="zoo_segmentation.evaluate:evaluate",
     example_inputs="zoo_segmentation.evaluate:example_inputs",
     check_output="zoo_segmentation.evaluate:check_output",
+    postprocess="zoo_segmentation.evaluate:postprocess",
     protocol="zoo_segmentation.task:protocol",
     demo_data="zoo_segmentation.demo:make_demo",
     parse_fields=parse_fields,

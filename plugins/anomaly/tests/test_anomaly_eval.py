@@ -236,3 +236,18 @@ def test_zoo_anomaly_scores_own_images_zero_shot_and_few_shot(catalog, demo, tmp
     one_line_error(zoo("anomaly", "anomtoy-fs", str(good), "--reference", str(demo / "stripes" / "train" / "good"),
                        "--shots", "7", "--no-pretrained"), 2, "--shots 7", "has 3 image(s)")
     assert "Score IMAGE files" in zoo("anomaly", "--help").output
+
+
+def test_bench_inputs_need_no_protocol_and_check_output_names_the_contract(catalog):
+    import torch
+    from zoo_anomaly.evaluate import check_output, example_inputs
+
+    card = lookup.get_card("anomtoy-fs")  # few-shot, no shots given: bench and the kit still get a batch
+    assert tuple(example_inputs(card, 2).shape) == (2, 3, 48, 48)
+    check_output(card, {"score": torch.zeros(2), "map": torch.zeros(2, 5, 5)}, 2)
+    with pytest.raises(ValueError, match=r"output\['score'\] is shape \(2, 1\), expected \(2,\)"):
+        check_output(card, {"score": torch.zeros(2, 1), "map": torch.zeros(2, 5, 5)}, 2)
+    with pytest.raises(ValueError, match=r"output\['map'\] is shape \(2, 1, 5, 5\), expected \(2, h, w\)"):
+        check_output(card, {"score": torch.zeros(2), "map": torch.zeros(2, 1, 5, 5)}, 2)
+    with pytest.raises(ValueError, match="non-finite"):
+        check_output(card, {"score": torch.tensor([0.0, float("nan")]), "map": torch.zeros(2, 5, 5)}, 2)

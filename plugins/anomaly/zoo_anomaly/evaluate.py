@@ -29,7 +29,7 @@ from zoo.errors import DataError, PluginError, UserError
 from zoo.eval import distributed
 from zoo.eval.runtime import Progress, Runtime
 from zoo_anomaly import images
-from zoo_anomaly.task import TASK, input_size, settings
+from zoo_anomaly.task import TASK, card_fields, input_size, settings
 
 if TYPE_CHECKING:
     from zoo_anomaly.data import AnomalySet, Category
@@ -73,8 +73,8 @@ def _shape(value: Any) -> str:
 
 
 def example_inputs(card: Any, batch_size: int) -> torch.Tensor:
-    """A batch at the model input size of the card's preprocessing."""
-    height, width = input_size(settings(card)["preprocess"])
+    """A batch at the model input size of the card's preprocessing (no protocol needed: bench, the kit)."""
+    height, width = input_size(card_fields(card)["preprocess"])
     return torch.randn(batch_size, 3, height, width)
 
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 from zoo import hookimpl
 
 MEAN, STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]  # Mask2Former's (0-255 units, RGB)
+# input_size: what a short side of 96 makes of COCO's usual 640x480 image (zoo bench's example input)
 _BASE = {"paper": "segfake", "task": "instance-segmentation", "plugin": "segfake", "num_classes": 3,
+         "input_size": [3, 96, 128],
          "head": "query-masks", "normalize": {"mean": MEAN, "std": STD},
          "postprocess": {"topk": 100, "mask_threshold": 0.0}}
 CARDS = {

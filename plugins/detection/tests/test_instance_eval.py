@@ -125,3 +125,19 @@ def test_verify_judges_mask_ap_with_its_tolerance(catalog, demo):
     assert [(c.claim, c.status) for c in off] == [("coco.mask_map", "off")]
     random_weights = check_metrics(lookup.get_card("segfake-color"), Runs.of([done.result]))
     assert random_weights[0].status == "not judged"
+
+
+def test_bench_times_the_postprocessing_of_both_heads(catalog, monkeypatch):
+    """``Task.postprocess`` of both tasks: zoo bench reports ``postprocess_ms`` apart from the forward pass."""
+    import detfake_plugin
+
+    from zoo.measure.bench import benchmark
+
+    cat = build_catalog(eps=[*zoo_entry_points(), EntryPoint("segfake", "segfake_plugin", "zoo"),
+                             EntryPoint("detfake", "detfake_plugin", "zoo")])
+    monkeypatch.setattr(lookup, "catalog", functools.cache(lambda: cat))
+    assert detfake_plugin.CARDS
+    for name in ("segfake-color", "detfake-color"):
+        out = benchmark(name, device="cpu", batch_size=1, warmup=1, repeats=2, latency=True, latency_repeats=2)
+        assert out["postprocess_ms"]["median"] > 0, out
+        assert out["latency_ms"]["median"] > 0

@@ -241,6 +241,7 @@ TASK = Task(
     example_inputs="zoo_detection.evaluate:example_inputs",
     check_output="zoo_detection.evaluate:check_output",
     protocol="zoo_detection.task:protocol",
+    postprocess="zoo_detection.evaluate:postprocess",
     write_predictions="zoo_detection.evaluate:write_predictions",
     demo_data="zoo_detection.demo:make_demo",
     parse_fields=parse_fields,

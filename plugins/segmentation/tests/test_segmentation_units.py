@@ -259,6 +259,7 @@ def test_seg_folder_pairs_by_stem_and_reads_the_class_list(tmp_path):
     ("both", "both classes.json and classes.txt"),
     ("spec", "seg-folder: expected IMAGES,MASKS"),
     ("no-dir", "seg-folder: mask folder"),
+    ("empty", "no images (.jpg"),
 ])
 def test_seg_folder_attacks_are_one_located_line(tmp_path, attack, message):
     from PIL import Image
@@ -292,6 +293,10 @@ def test_seg_folder_attacks_are_one_located_line(tmp_path, attack, message):
         spec = str(img)
     elif attack == "no-dir":
         spec = f"{img},{tmp_path / 'nope'}"
+    elif attack == "empty":
+        (tmp_path / "e1").mkdir()
+        (tmp_path / "e2").mkdir()
+        spec = f"{tmp_path / 'e1'},{tmp_path / 'e2'}"
     with pytest.raises(DataError) as info:
         seg_folder(spec)
     assert message in str(info.value) and "\n" not in str(info.value)
@@ -349,3 +354,27 @@ def test_example_inputs_check_output_and_postprocess():
     logits[:, 7] = 1.0
     pred = postprocess(small, logits)
     assert pred.shape == (1, 64, 48) and bool((pred == 7).all())
+
+
+def test_a_mask_file_is_never_half_written(tmp_path, monkeypatch):
+    """A failure while a PNG is written (disk full, interrupt) leaves neither a partial file nor the temporary."""
+    from pathlib import Path
+
+    from PIL import Image
+    from zoo_segmentation import masks
+
+    image = np.zeros((6, 8, 3), dtype=np.uint8)
+    pred = np.full((6, 8), 2, dtype=np.int64)
+    mask_path, overlay_path = masks.save(tmp_path, "a", image, pred, True, masks.palette(3))
+    assert np.array(Image.open(mask_path)).tolist() == [[3] * 8] * 6  # class 2 written as label 3
+    assert np.array(Image.open(overlay_path)).shape == (6, 8, 3)
+
+    def fail(self, fp, *args, **kwargs):
+        Path(fp).write_bytes(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", fail)
+    with pytest.raises(OSError, match="No space left"):
+        masks.save(tmp_path, "b", image, pred, True, masks.palette(3))
+    assert sorted(p.name for p in (tmp_path / "masks").iterdir()) == ["a.png"]
+    assert masks.encode(np.array([[300]]), False).dtype == np.uint16  # more than 8 bits: 16-bit PNG

@@ -118,6 +118,8 @@ def pair_files(images_dir: Path, masks_dir: Path, image_ext: tuple[str, ...] = I
     for stem, path in masks.items():
         if stem not in images:
             raise DataError(f"{path}: no image named {stem}.* in {images_dir}")
+    if not images:
+        raise DataError(f"{images_dir}: no images ({', '.join(image_ext)})")
     pairs = [Pair(image=str(images[s]), mask=str(masks[s]), stem=s) for s in sorted(images, key=lambda s: images[s].name)]
     if check_sizes:
         for pair in pairs:

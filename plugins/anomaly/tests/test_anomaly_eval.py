@@ -251,3 +251,14 @@ def test_bench_inputs_need_no_protocol_and_check_output_names_the_contract(catal
         check_output(card, {"score": torch.zeros(2), "map": torch.zeros(2, 1, 5, 5)}, 2)
     with pytest.raises(ValueError, match="non-finite"):
         check_output(card, {"score": torch.tensor([0.0, float("nan")]), "map": torch.zeros(2, 5, 5)}, 2)
+
+
+def test_an_interrupted_scores_file_leaves_nothing_behind(tmp_path):
+    from zoo_anomaly.evaluate import write_predictions
+
+    target = tmp_path / "scores.jsonl"
+    with pytest.raises(TypeError):
+        write_predictions([{"category": "a", "score": 0.5}, {"category": "b", "score": object()}], target)
+    assert list(tmp_path.iterdir()) == []  # neither a half file nor the temporary one
+    write_predictions([{"category": "a", "file": "a/x.png", "label": 1, "score": 0.5}], target)
+    assert json.loads(target.read_text()) == {"category": "a", "file": "a/x.png", "label": 1, "score": 0.5}

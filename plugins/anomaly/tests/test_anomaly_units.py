@@ -242,3 +242,25 @@ def test_an_unreadable_image_is_an_oserror_naming_it(tmp_path):
     bad.write_bytes(b"not a png")
     with pytest.raises(OSError, match="bad.png"):
         images.open_image(str(bad))
+
+
+def test_hostile_inputs_empty_categories_huge_images_and_escaping_map_names(tmp_path):
+    import struct
+    import zlib
+
+    from zoo_anomaly.overlay import map_path
+    from zoo_anomaly.task import parse_categories
+
+    for empty in ("", ",", " , "):
+        with pytest.raises(ValueError, match="--category: expected category names"):
+            parse_categories(empty)
+    # a PNG whose header claims 20000 x 20000 pixels: refused from the header, nothing decoded
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0))
+                     + chunk(b"IEND", b""))
+    with pytest.raises(OSError, match="huge.png"):
+        images.open_image(str(huge))
+    assert map_path(tmp_path / "maps", "../../etc/x.jpg") == tmp_path / "maps" / "etc" / "x.png"

@@ -17,7 +17,7 @@ from PIL import Image
 
 _FILTERS = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
             "nearest": Image.Resampling.NEAREST}
-MAX_PIXELS = 1 << 28  #: refuse decompression bombs (PIL warns above 89 M pixels, we refuse above 268 M)
+MAX_PIXELS = 1 << 27  #: refuse decompression bombs from the header (PIL itself refuses above 2 x 89 M pixels)
 
 
 def open_image(path: str, mode: str = "RGB") -> Image.Image:

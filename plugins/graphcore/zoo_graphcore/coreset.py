@@ -23,10 +23,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["CHUNK_ROWS", "coreset_size", "greedy_kcenter", "project", "select_coreset"]
+__all__ = ["CHUNK_ROWS", "coreset_size", "greedy_kcenter", "project", "row_chunks", "select_coreset"]
 
 #: rows of features handled at once by the distance computations (bounded temporaries)
 CHUNK_ROWS = 16384
+
+
+def row_chunks(n: int, chunk: int) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]`` covering ``range(n)`` in pieces of at most ``chunk`` rows."""
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk}")
+    return [(start, min(n, start + chunk)) for start in range(0, n, chunk)]
 
 
 def coreset_size(n: int, percentage: float) -> int:
@@ -54,10 +61,9 @@ def _distances_to(points: Tensor, sq_norms: Tensor, center: Tensor, chunk: int) 
     ``euclidean_distances`` writes it: sqrt(max(|x|^2 - 2 x.c + |c|^2, 0))."""
     c_sq = (center * center).sum()
     out = torch.empty(points.shape[0], dtype=points.dtype)
-    for start in range(0, points.shape[0], chunk):
-        rows = points[start:start + chunk]
-        d = sq_norms[start:start + chunk] - 2 * (rows @ center) + c_sq
-        out[start:start + chunk] = d.clamp_min_(0).sqrt_()
+    for start, stop in row_chunks(points.shape[0], chunk):
+        d = sq_norms[start:stop] - 2 * (points[start:stop] @ center) + c_sq
+        out[start:stop] = d.clamp_min_(0).sqrt_()
     return out
 
 

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from zoo_graphcore import coreset
+
 __all__ = ["NearestNeighbours", "faiss_available"]
 
 #: query rows scored at once by the torch backend
@@ -66,8 +68,8 @@ class NearestNeighbours:
         bank = self._bank64.to(queries.device)
         bank_sq = self._bank_sq.to(queries.device)
         out = torch.empty(queries.shape[0], dtype=torch.float64, device=queries.device)
-        for start in range(0, queries.shape[0], self.chunk):
-            q = queries[start:start + self.chunk].to(torch.float64)
+        for start, stop in coreset.row_chunks(queries.shape[0], self.chunk):
+            q = queries[start:stop].to(torch.float64)
             d = (q * q).sum(dim=1, keepdim=True) - 2 * (q @ bank.T) + bank_sq
-            out[start:start + self.chunk] = d.amin(dim=1).clamp_min_(0)
+            out[start:stop] = d.amin(dim=1).clamp_min_(0)
         return out.float()

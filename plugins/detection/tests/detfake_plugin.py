@@ -17,6 +17,10 @@ CARDS = {
     "models": {
         "detfake-color": {"paper": "detfake", "task": "object-detection", "plugin": "detfake", "builder": "color",
                           "num_classes": 3, "input_size": [3, 96, 96], "letterbox": {"size": 96}},
+        # the same model behind Detectron2's resize (short side 96, padded to 32) instead of a letterbox
+        "detfake-color-resize": {"paper": "detfake", "task": "object-detection", "plugin": "detfake",
+                                 "builder": "color", "num_classes": 3, "input_size": [3, 96, 128],
+                                 "resize": {"shortest_edge": 96, "max_size": 1000, "size_divisibility": 32}},
         # the same model under a wrong letterbox (a quarter of the size): the control of the parity test
         "detfake-color-small": {"paper": "detfake", "task": "object-detection", "plugin": "detfake",
                                 "builder": "color", "num_classes": 3, "input_size": [3, 32, 32],

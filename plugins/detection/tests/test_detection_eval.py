@@ -207,3 +207,10 @@ def test_limit_scores_only_the_first_images(catalog, demo, tmp_path):
     out = run("detfake-color", "coco", data_dir=str(demo), limit=3, save_predictions=str(preds))
     assert out["images"] == 3 and out["decoded"] == 3
     assert sorted({p["image_id"] for p in json.loads(preds.read_text())}) == [1000, 1007, 1014]
+
+
+def test_a_yolo_head_behind_detectron2_resize_maps_boxes_back(catalog, demo):
+    """resize instead of letterbox: boxes are scaled back by original / resized size (detector_postprocess)."""
+    out = run("detfake-color-resize", "coco", data_dir=str(demo))
+    assert out["map50"] == 100.0 and out["map"] > 85.0, out
+    assert out["protocol"]["resize"]["shortest_edge"] == 96 and "letterbox" not in out["protocol"]

@@ -141,3 +141,15 @@ def test_bench_times_the_postprocessing_of_both_heads(catalog, monkeypatch):
         out = benchmark(name, device="cpu", batch_size=1, warmup=1, repeats=2, latency=True, latency_repeats=2)
         assert out["postprocess_ms"]["median"] > 0, out
         assert out["latency_ms"]["median"] > 0
+
+
+def test_an_unreadable_image_is_reported_or_skipped(catalog, demo):
+    from zoo.eval.evaluation import BadImages
+
+    bad = sorted((demo / "val2017").glob("*.png"))[1]
+    bad.write_bytes(b"not a png")
+    with pytest.raises(BadImages, match="1 unreadable image"):
+        run("segfake-color", "coco", data_dir=str(demo))
+    out = run("segfake-color", "coco", data_dir=str(demo), skip_bad_images=True).output
+    assert out["images"] == 7 and out["decoded"] == 8 and out["bad_images"] == [str(bad)]
+    assert out["mask_map"] == 100.0  # the other images' masks, scored on those images only

@@ -322,13 +322,18 @@ def _example_geometry(protocol: dict[str, Any]) -> tuple[tuple[int, int], tuple[
     return (h, w), (0, 0, h, w), (h, w)
 
 
-def _results(protocol: dict[str, Any], item: Any, shape: tuple[int, int], image_id: int, ids: list[int | None]
-             ) -> list[dict[str, Any]]:
+def _results(protocol: dict[str, Any], item: Any, shape: tuple[int, int], region: tuple[int, int, int, int],
+             image_id: int, ids: list[int | None]) -> list[dict[str, Any]]:
+    """One image's post-processed output as COCO results in original pixels."""
     if protocol["head"] == "query-masks":
         from zoo_detection.queries import to_coco_masks
 
         return to_coco_masks(*item, image_id, ids)
-    *_, gain, pad = letterbox_geometry(shape[0], shape[1], protocol["letterbox"])
+    if "resize" in protocol:  # Detectron2's detector_postprocess: scale by original / resized size
+        _top, _left, height, width = region
+        gain, pad = (width / shape[1], height / shape[0]), (0, 0)
+    else:
+        *_, gain, pad = letterbox_geometry(shape[0], shape[1], protocol["letterbox"])
     return to_coco(item.cpu(), gain, pad, shape, image_id, ids)
 
 
@@ -382,12 +387,12 @@ def evaluate(model: torch.nn.Module, card: Any, dataset: CocoSet, options: Any =
                 torch.cuda.synchronize(device)
             post_s += time.perf_counter() - t1
             forward_s += t1 - t0
-            for item, i, good, shape in zip(items, index.tolist(), ok.tolist(), shapes, strict=True):
+            for item, i, good, shape, region in zip(items, index.tolist(), ok.tolist(), shapes, regions, strict=True):
                 decoded += 1
                 if not good:
                     bad.append(i)
                     continue
-                detections.extend(_results(protocol, item, shape, dataset.images[i].id, ids))
+                detections.extend(_results(protocol, item, shape, region, dataset.images[i].id, ids))
             progress.update(len(index))
     elapsed = time.perf_counter() - start
     torch.set_num_threads(threads_before)

@@ -92,6 +92,9 @@ def postprocess_queries(class_logits: torch.Tensor, mask_logits: torch.Tensor, p
     ``(padded input (H, W), region (top, left, h, w), original (h0, w0))``."""
     out = []
     for cls, masks, (input_hw, region, shape) in zip(class_logits, mask_logits, geometry, strict=True):
+        if 0 in shape:  # an unreadable image (reported or skipped by the caller): no instances
+            out.append((cls.new_zeros(0), torch.zeros(0, dtype=torch.long), torch.zeros((0, 0, 0), dtype=torch.bool)))
+            continue
         full = to_original(masks, input_hw, region, shape)
         out.append(instance_inference(cls, full, post["topk"], post["mask_threshold"]))
     return out

@@ -235,6 +235,9 @@ TASK = Task(
         "postprocess": "NMS: {conf_thres, iou_thres, max_det, agnostic, multi_label} "
                        "(default: YOLOv6 0.4.0 eval: 0.03, 0.65, 300, false, true)",
         "head": "the model's output format: yolo = (B, N, 5 + C): cx, cy, w, h (input px), objectness, class scores",
+        "resize": "Detectron2 test resize instead of letterbox: {shortest_edge, max_size, size_divisibility, "
+                  "pad_value}",
+        "normalize": "{mean: [r, g, b], std: [r, g, b]} in 0-255 units (default: x / 255, YOLOv6's)",
     },
     defaults={"input_size": (3, 640, 640), "num_classes": 80},
     evaluate="zoo_detection.evaluate:evaluate",

@@ -18,7 +18,10 @@ exactly what ``test.py`` runs per image (``DAPM_replace``, ``encode_text_learn``
   ``tests/data/tiny_reference.safetensors`` (the official score and map) and checked;
 - manifest: names and shapes of the official ViT-L/14@336 model (as built, before ``DAPM_replace``)
   and of its prompt learner (n_ctx 12, depth 9, t_n_ctx 4), written to ``tests/data/official_anomalyclip.json``;
-- ``--full``: the ViT-L/14@336 model at 518 x 518 with features [24] and DPAM_layer 20, as test.sh runs it.
+- ``--full``: the ViT-L/14@336 model at 518 x 518 with features [24] and DPAM_layer 20, as test.sh runs it;
+- ``--pre-2025``: ``--official`` is the code before the April 2025 fix (``AnomalyCLIP_lib`` at ff7ca47): the
+  tiny model's official map with features [2, 3] (both on the V-V path, as 6 12 18 24 all were) is
+  compared with twice zoo's map of features [3] (the logged figures were computed that way).
 """
 
 from __future__ import annotations
@@ -123,18 +126,46 @@ def write_manifest() -> None:
     print(f"manifest: {len(manifest['model'])} model + {len(manifest['prompt_learner'])} prompt-learner tensors")
 
 
+def pre_2025() -> int:
+    """The old code summed maps of in-place-updated tensors: every V-V layer's map was the last one's."""
+    from zoo_anomalyclip.model import AnomalyCLIP
+    from zoo_anomalyclip.synthetic import formula_images, formula_state_dict
+
+    run = {**TINY_RUN, "features": (2, 3)}
+    ours = AnomalyCLIP(features=(3,), dpam_layer=run["dpam_layer"], n_ctx=run["n_ctx"], depth=run["depth"],
+                       t_n_ctx=run["t_n_ctx"], **TINY).eval()
+    state = formula_state_dict(ours.state_dict())
+    ours.load_state_dict(state, strict=True)
+    model, learner = official_models(TINY, run)
+    model_sd, learner_sd = split(state)
+    model.load_state_dict(model_sd, strict=True)
+    learner.load_state_dict(learner_sd, strict=True)
+    images = formula_images(run["batch"], run["image"])
+    score, amap = official_outputs(model, learner, images, run)
+    out = ours(images)
+    d_score = (out["score"] - score).abs().max().item()
+    d_map = (2 * out["map"] - amap).abs().max().item()
+    print(f"pre-2025 code, features [2, 3] vs 2 x zoo's [3]: max |score diff| {d_score:.3g}, max |map diff| {d_map:.3g}")
+    ok = d_score <= 1e-4 and d_map <= 2e-4
+    print("OK" if ok else "DIFFERENT")
+    return 0 if ok else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--official", type=Path, required=True, help="a copy of zqhang/AnomalyCLIP at 45ed4dd")
     parser.add_argument("--deps", default="", help="extra sys.path entries, ':'-separated (ftfy, stubs)")
     parser.add_argument("--full", action="store_true", help="also compare the full ViT-L/14@336 model at 518")
     parser.add_argument("--no-write", action="store_true", help="check only; do not rewrite tests/data")
+    parser.add_argument("--pre-2025", action="store_true", help="--official is AnomalyCLIP_lib before 2a7c886")
     args = parser.parse_args()
     sys.path[:0] = [str(args.official), *filter(None, args.deps.split(":"))]
     warnings.simplefilter("ignore")
     from safetensors.torch import save_file
 
     torch.set_grad_enabled(False)
+    if args.pre_2025:
+        return pre_2025()
     ok = True
     print("tiny:")
     score, amap, d_score, d_map = compare(TINY, TINY_RUN)

@@ -255,7 +255,7 @@ def evaluate(model: torch.nn.Module, card: Any, dataset: AnomalySet, options: An
         "images": scored,
         "decoded": scored + len(bad),
         "bad_images": bad,
-        "protocol": settings(card, dataset.name, options),
+        "protocol": conf,  # as recorded: the run's protocol
         "shots": conf["shots"],
         "seed": conf["seed"],
         "categories": [r["category"] for r in rows],

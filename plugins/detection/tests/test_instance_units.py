@@ -162,8 +162,8 @@ def test_postprocess_hook_for_both_heads():
         task, num_classes = "instance-segmentation", 3
         fields = {"head": "query-masks"}
 
-    out = postprocess(Card(), (torch.randn(2, 5, 4), torch.randn(2, 5, 200, 272)))
-    assert len(out) == 2 and out[0][2].shape == (15, 480, 640)  # back to the example 640x480 image
+    out = postprocess(Card(), (torch.randn(1, 2, 4), torch.randn(1, 2, 200, 272)))
+    assert len(out) == 1 and out[0][2].shape == (6, 480, 640)  # back to the example 640x480 image
 
     class Yolo:
         task, num_classes, fields = "object-detection", 2, {}
@@ -242,6 +242,7 @@ def test_instance_fields_default_to_mask2former_test():
     ({"resize": {"max_size": 10**9}}, "resize: shortest_edge and max_size must be at most 100000"),
     ({"resize": {"size_divisibility": "32"}}, "resize.size_divisibility: expected an integer >= 0, got '32'"),
     ({"resize": {"short": 800}}, "resize.short: unknown field"),
+    ({"resize": {"size_divisibility": 10**9}}, "resize.size_divisibility: expected at most 4096"),
     ({"normalize": {"mean": [0, 0, 0]}}, "normalize: expected {mean: [r, g, b], std: [r, g, b]}"),
     ({"normalize": {"mean": [0, 0], "std": [1, 1, 1]}}, "normalize.mean: expected three numbers"),
     ({"normalize": {"mean": [0, 0, 0], "std": [1, 0, 1]}}, "normalize.std: expected numbers > 0"),

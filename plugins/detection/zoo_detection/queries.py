@@ -95,8 +95,13 @@ def postprocess_queries(class_logits: torch.Tensor, mask_logits: torch.Tensor, p
         if 0 in shape:  # an unreadable image (reported or skipped by the caller): no instances
             out.append((cls.new_zeros(0), torch.zeros(0, dtype=torch.long), torch.zeros((0, 0, 0), dtype=torch.bool)))
             continue
-        full = to_original(masks, input_hw, region, shape)
-        out.append(instance_inference(cls, full, post["topk"], post["mask_threshold"]))
+        # only the queries that can reach the top k are brought to the original size (the same
+        # instances as resizing all Q first, as the official code does, at a fraction of the memory)
+        classes = cls.shape[1] - 1
+        scores = F.softmax(cls.float(), dim=-1)[:, :-1].flatten()
+        keep = (scores.topk(min(post["topk"], scores.numel())).indices // classes).unique()
+        full = to_original(masks[keep], input_hw, region, shape)
+        out.append(instance_inference(cls[keep], full, post["topk"], post["mask_threshold"]))
     return out
 
 

@@ -146,6 +146,8 @@ def parse_resize(fields: Mapping[str, Any]) -> dict[str, Any]:
            "pad_value": _number(box["pad_value"], "resize.pad_value")}
     if out["shortest_edge"] > 100_000 or out["max_size"] > 100_000:
         raise ValueError("resize: shortest_edge and max_size must be at most 100000 px")
+    if out["size_divisibility"] > 4096:
+        raise ValueError(f"resize.size_divisibility: expected at most 4096, got {out['size_divisibility']}")
     return out
 
 

@@ -235,6 +235,12 @@ def test_zoo_anomaly_scores_own_images_zero_shot_and_few_shot(catalog, demo, tmp
                    "IMAGE", "missing.png: no such file or folder")
     one_line_error(zoo("anomaly", "anomtoy-fs", str(good), "--reference", str(demo / "stripes" / "train" / "good"),
                        "--shots", "7", "--no-pretrained"), 2, "--shots 7", "has 3 image(s)")
+    (tmp_path / "empty").mkdir()
+    one_line_error(zoo("anomaly", "anomtoy-fs", str(good), "--reference", str(tmp_path / "empty"), "--no-pretrained"),
+                   2, "--reference", "no image")
+    (tmp_path / "afile").write_text("x")
+    one_line_error(zoo("anomaly", "anomtoy-zs", str(good), "--out", str(tmp_path / "afile"), "--no-pretrained"), 2,
+                   "--out", "exists and is not a directory")
     assert "Score IMAGE files" in zoo("anomaly", "--help").output
 
 

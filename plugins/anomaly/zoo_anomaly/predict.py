@@ -77,6 +77,9 @@ def score_images(name: str, paths: list[str], *, reference: str | None = None, s
             raise UserError(f"model {card.name!r} is few-shot: give --reference DIR (a few normal images)")
         raise UserError(f"model {card.name!r} is zero-shot: it takes no --reference")
     tests = expand(paths, "IMAGE")
+    folder = Path(out).expanduser() if out is not None else None
+    if folder is not None and folder.exists() and not folder.is_dir():
+        raise UserError(f"--out {out}: exists and is not a directory")
     refs: list[str] = []
     if reference is not None:
         refs = expand([reference], "--reference")
@@ -105,10 +108,7 @@ def score_images(name: str, paths: list[str], *, reference: str | None = None, s
             raise UserError(f"IMAGE {bad[0]}: not an image this reader can decode")
         scores[index], maps[index] = batch_scores, batch_maps
     written: list[str | None] = [None] * len(tests)
-    if out is not None:
-        folder = Path(out).expanduser()
-        if folder.exists() and not folder.is_dir():
-            raise UserError(f"--out {out}: exists and is not a directory")
+    if folder is not None:
         low, high = float(maps.min()), float(maps.max())
         blank = np.zeros(conf["metric_size"], dtype=bool)
         for i, fname in enumerate(_overlay_names(tests)):

@@ -79,16 +79,49 @@ def test_scoring_before_fit_and_bad_references_are_one_line_errors():
     model = tiny()
     with pytest.raises(RuntimeError, match=r"no memory bank: call model.fit\(reference\) with normal images first"):
         model(torch.randn(1, 3, 64, 64))
-    with pytest.raises(ValueError, match=r"reference must be a non-empty \(K, 3, H, W\) batch, got shape \(0, 3, 64, 64\)"):
-        model.fit(torch.randn(0, 3, 64, 64))
     with pytest.raises(ValueError, match=r"expected images of 64x64"):
         model.fit(torch.randn(1, 3, 32, 32))
+
+
+@pytest.mark.parametrize("batch, message", [
+    (torch.randn(0, 3, 64, 64), r"reference must be a non-empty \(B, 3, H, W\) batch, got shape \(0, 3, 64, 64\)"),
+    (torch.randn(3, 64, 64), r"reference must be a non-empty \(B, 3, H, W\) batch, got shape \(3, 64, 64\)"),
+    (torch.randn(1, 1, 64, 64), r"got shape \(1, 1, 64, 64\)"),
+    (torch.zeros(1, 3, 64, 64, dtype=torch.uint8), "reference must be floating point .*got torch.uint8"),
+    (torch.full((1, 3, 64, 64), float("nan")), "reference holds NaN or infinite values"),
+])
+def test_hostile_references_are_refused_and_leave_the_bank_as_it_was(batch, message):
+    model = tiny(sampler_percentage=1.0, backend="torch")
+    good = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        model.fit(good)
+    bank = model.memory_bank.clone()
+    with pytest.raises(ValueError, match=message):
+        model.fit(batch)
+    assert torch.equal(model.memory_bank, bank)
+    with pytest.raises(ValueError, match="images holds NaN or infinite values"):
+        model(torch.full((1, 3, 64, 64), float("inf")))
+
+
+def test_fit_runs_the_reference_in_batches_with_the_same_bank():
+    x = torch.randn(5, 3, 64, 64)
+    banks = []
+    for fit_batch in (2, 32):
+        model = tiny(sampler_percentage=1.0, backend="torch", fit_batch=fit_batch)
+        calls: list[int] = []
+        model.stem.register_forward_hook(lambda m, i, o, calls=calls: calls.append(i[0].shape[0]))
+        with torch.no_grad():
+            model.fit(x)
+        banks.append(model.memory_bank)
+        assert calls == ([2, 2, 1] if fit_batch == 2 else [5])
+    assert torch.allclose(banks[0], banks[1], rtol=1e-5, atol=1e-3)  # batch size changes float sums only
 
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"sampler_percentage": 0}, r"sampler_percentage must be in \(0, 1\], got 0"),
     ({"layers": (3, 9)}, r"layers must be block indices in 0..4, got \[3, 9\]"),
     ({"layers": ()}, r"layers must be block indices"),
+    ({"fit_batch": 0}, "fit_batch must be >= 1, got 0"),
 ])
 def test_bad_options_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):

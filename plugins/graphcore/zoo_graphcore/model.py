@@ -28,12 +28,23 @@ from zoo_graphcore.coreset import CHUNK_ROWS, select_coreset
 from zoo_graphcore.search import QUERY_CHUNK, NearestNeighbours
 from zoo_graphcore.vig import VisionGNN
 
-__all__ = ["GraphCore", "graphcore_vig_ti"]
+__all__ = ["GraphCore", "check_batch", "graphcore_vig_ti"]
 
-#: open-iad graphcore.yaml: layer_num_1, layer_num_2, sampler_percentage
+#: open-iad graphcore.yaml: layer_num_1, layer_num_2, sampler_percentage; train_batch_size for fit's forward passes
 LAYERS = (3, 4)
 SAMPLER_PERCENTAGE = 0.001
 PROJECTION_EPS = 0.9
+FIT_BATCH = 32
+
+
+def check_batch(name: str, images: Tensor) -> None:
+    """A (B, 3, H, W) floating, finite, non-empty batch, else a one-line ValueError naming ``name``."""
+    if images.ndim != 4 or images.shape[0] == 0 or images.shape[1] != 3:
+        raise ValueError(f"{name} must be a non-empty (B, 3, H, W) batch, got shape {tuple(images.shape)}")
+    if not images.is_floating_point():
+        raise ValueError(f"{name} must be floating point (preprocessed images), got {images.dtype}")
+    if not bool(torch.isfinite(images).all()):
+        raise ValueError(f"{name} holds NaN or infinite values")
 
 
 class GraphCore(VisionGNN):
@@ -45,7 +56,8 @@ class GraphCore(VisionGNN):
 
     def __init__(self, *, layers: Sequence[int] = LAYERS, sampler_percentage: float = SAMPLER_PERCENTAGE,
                  projection_eps: float = PROJECTION_EPS, seed: int = 0, backend: str | None = None,
-                 chunk_rows: int = CHUNK_ROWS, query_chunk: int = QUERY_CHUNK, **vig: int) -> None:
+                 chunk_rows: int = CHUNK_ROWS, query_chunk: int = QUERY_CHUNK, fit_batch: int = FIT_BATCH,
+                 **vig: int) -> None:
         super().__init__(**vig)
         if not layers or any(not 0 <= i < len(self.backbone) for i in layers):
             raise ValueError(f"layers must be block indices in 0..{len(self.backbone) - 1}, got {list(layers)}")
@@ -58,6 +70,9 @@ class GraphCore(VisionGNN):
         self.backend = backend
         self.chunk_rows = chunk_rows
         self.query_chunk = query_chunk
+        if fit_batch < 1:
+            raise ValueError(f"fit_batch must be >= 1, got {fit_batch}")
+        self.fit_batch = fit_batch
         self.index: NearestNeighbours | None = None
         self.bank_source = 0  # reference patches the bank was selected from
 
@@ -67,16 +82,24 @@ class GraphCore(VisionGNN):
 
     @torch.no_grad()
     def fit(self, reference: Tensor) -> GraphCore:
-        """Build the memory bank from ``reference`` (K, 3, H, W) normal images of one category."""
-        if reference.ndim != 4 or reference.shape[0] == 0:
-            raise ValueError(f"reference must be a non-empty (K, 3, H, W) batch, got shape {tuple(reference.shape)}")
-        feats = self.patch_features(reference)
-        patches = feats.permute(0, 2, 3, 1).reshape(-1, feats.shape[1])  # image, row, column order
+        """Build the memory bank from ``reference`` (K, 3, H, W) normal images of one category.
+
+        The forward passes take ``fit_batch`` images at a time (open-iad's train_batch_size), so a large k
+        never holds more than one batch of activations. The previous bank stays until the new one is
+        complete: a fit that fails leaves the model as it was.
+        """
+        check_batch("reference", reference)
+        patches = torch.cat([self._patches(reference[i:i + self.fit_batch])
+                             for i in range(0, reference.shape[0], self.fit_batch)])
         keep = select_coreset(patches, self.sampler_percentage, eps=self.projection_eps, seed=self.seed,
                               chunk=self.chunk_rows)
         self.index = NearestNeighbours(patches[keep.to(patches.device)], backend=self.backend, chunk=self.query_chunk)
         self.bank_source = patches.shape[0]
         return self
+
+    def _patches(self, images: Tensor) -> Tensor:
+        feats = self.patch_features(images)
+        return feats.permute(0, 2, 3, 1).reshape(-1, feats.shape[1])  # image, row, column order
 
     @property
     def memory_bank(self) -> Tensor | None:
@@ -85,6 +108,7 @@ class GraphCore(VisionGNN):
     def forward(self, images: Tensor) -> dict[str, Tensor]:  # type: ignore[override]
         if self.index is None:
             raise RuntimeError("GraphCore has no memory bank: call model.fit(reference) with normal images first")
+        check_batch("images", images)
         feats = self.patch_features(images)
         b, d, h, w = feats.shape
         dist = self.index.search(feats.permute(0, 2, 3, 1).reshape(-1, d)).view(b, h, w)

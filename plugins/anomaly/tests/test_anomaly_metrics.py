@@ -9,6 +9,8 @@ transcription of its loop (200 ``np.arange`` thresholds, ``> t``, min-max rescal
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy.ndimage import label
@@ -125,3 +127,16 @@ def test_the_mean_is_over_categories_that_define_the_metric():
     rows = [{"image_auroc": 90.0, "pixel_aupro": None}, {"image_auroc": 80.0, "pixel_aupro": 70.0}]
     assert mean_over(rows, ["image_auroc", "pixel_aupro", "image_ap"]) == {
         "image_auroc": 85.0, "pixel_aupro": 70.0, "image_ap": None}
+
+
+REFERENCE = Path(__file__).parent / "data" / "aupro_reference.npz"
+
+
+@pytest.mark.parametrize("case", [0, 1, 2])
+def test_both_aupros_equal_the_official_code_on_committed_cases(case):
+    """Values computed by the official code outside the repo (tools/official_aupro.py): the MVTec AD
+    evaluation's compute_pro + trapezoid, and AnomalyCLIP's metrics.cal_pro_score (scikit-image labels)."""
+    ref = np.load(REFERENCE)
+    masks, maps = ref[f"masks{case}"], ref[f"maps{case}"]
+    assert aupro_mvtec(masks, maps) == pytest.approx(float(ref[f"mvtec{case}"]), abs=1e-6)
+    assert aupro_anomalyclip(masks, maps) == pytest.approx(float(ref[f"anomalyclip{case}"]), abs=1e-6)

@@ -14,6 +14,7 @@ checkpoints' tensors (``convert.py`` maps their names):
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any
 
@@ -22,6 +23,7 @@ from zoo_mask2former.variants import DROP_PATH_RATE, HEAD, VARIANTS, Variant
 
 MIN_TRANSFORMERS = (5, 24)  # the layout convert.py maps to was checked against 5.24 (tests/data manifest)
 _STAGES = ["stage1", "stage2", "stage3", "stage4"]
+_VARIANT_FIELDS = ("embed_dim", "depths", "num_heads", "window_size", "image_size", "num_queries")
 
 
 def require_transformers() -> Any:
@@ -70,26 +72,36 @@ def _query_masks_class() -> type:
     return Mask2FormerQueryMasks
 
 
-def build(variant: Variant, *, num_classes: int = 80, **head: Any) -> Any:
-    """A ``query-masks`` Mask2Former with random weights, in eval mode."""
+def build(variant: Variant, *, num_classes: int = 80, **overrides: Any) -> Any:
+    """A ``query-masks`` Mask2Former with random weights, in eval mode.
+
+    ``overrides`` replace the variant's backbone fields (``embed_dim``, ``depths``, ``num_heads``,
+    ``window_size``, ``image_size``, ``num_queries``) or the head's (``HEAD``), e.g. for a tiny test model.
+    """
     import torch
 
-    model = _query_masks_class()(make_config(variant, num_classes, **head))
+    backbone = {k: overrides.pop(k) for k in list(overrides) if k in _VARIANT_FIELDS}
+    unknown = sorted(set(overrides) - set(HEAD))
+    if unknown:
+        raise ValueError(f"unknown Mask2Former option {unknown[0]!r} (backbone: {', '.join(sorted(_VARIANT_FIELDS))}; "
+                         f"head: {', '.join(sorted(HEAD))})")
+    variant = dataclasses.replace(variant, **backbone)
+    model = _query_masks_class()(make_config(variant, num_classes, **overrides))
     model.model.pixel_level_module.encoder.swin.layernorm = torch.nn.Identity()
     return model.eval()
 
 
-def mask2former_swin_t(*, num_classes: int = 80) -> Any:
-    return build(VARIANTS["swin-t"], num_classes=num_classes)
+def mask2former_swin_t(*, num_classes: int = 80, **overrides: Any) -> Any:
+    return build(VARIANTS["swin-t"], num_classes=num_classes, **overrides)
 
 
-def mask2former_swin_s(*, num_classes: int = 80) -> Any:
-    return build(VARIANTS["swin-s"], num_classes=num_classes)
+def mask2former_swin_s(*, num_classes: int = 80, **overrides: Any) -> Any:
+    return build(VARIANTS["swin-s"], num_classes=num_classes, **overrides)
 
 
-def mask2former_swin_b(*, num_classes: int = 80) -> Any:
-    return build(VARIANTS["swin-b"], num_classes=num_classes)
+def mask2former_swin_b(*, num_classes: int = 80, **overrides: Any) -> Any:
+    return build(VARIANTS["swin-b"], num_classes=num_classes, **overrides)
 
 
-def mask2former_swin_l(*, num_classes: int = 80) -> Any:
-    return build(VARIANTS["swin-l"], num_classes=num_classes)
+def mask2former_swin_l(*, num_classes: int = 80, **overrides: Any) -> Any:
+    return build(VARIANTS["swin-l"], num_classes=num_classes, **overrides)

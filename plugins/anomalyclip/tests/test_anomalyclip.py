@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -67,6 +68,13 @@ def reference() -> dict[str, torch.Tensor]:
 def tiny_output(base) -> dict[str, torch.Tensor]:
     with torch.no_grad():
         return base(formula_images(2, 56))
+
+
+def test_entry_module_imports_nothing_heavy():
+    """`zoo list` imports the entry module: it must not pull in torch (the model code is imported on build)."""
+    code = "import sys, zoo_anomalyclip; print(sorted(m for m in ('torch', 'safetensors', 'numpy') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
 
 
 # -- key compatibility -------------------------------------------------------------------------------

@@ -76,8 +76,8 @@ def color(*, num_classes: int = 3, stride: int = 1, as_dict: bool = False, **_):
             if stride > 1:
                 masks = F.avg_pool2d(masks, stride)
             present = masks.flatten(2).amax(2) > 0  # B, C
-            cls = torch.zeros(x.shape[0], num_classes, num_classes + 1)
-            cls[:, :, :num_classes] = torch.eye(num_classes) * 10
+            cls = torch.zeros(x.shape[0], num_classes, num_classes + 1, device=x.device)
+            cls[:, :, :num_classes] = torch.eye(num_classes, device=x.device) * 10
             cls[:, :, num_classes] = torch.where(present, 0.0, 10.0)
             cls[:, :, :num_classes] *= present[..., None]
             mask_logits = (masks - 0.5) * 40

@@ -201,6 +201,16 @@ def test_resize_equals_detectron2(tmp_path, h, w, short, max_size):
     assert shape == (h, w) and ours.dtype == torch.uint8 and torch.equal(ours, ref)
 
 
+def test_a_sliver_image_is_unreadable_not_a_crash(tmp_path):
+    """A 1-px-high, very wide image rounds to 0 rows: one OSError naming it (reported or skipped by eval)."""
+    from zoo_detection.evaluate import load_input
+
+    path = _noise_image(tmp_path / "sliver.png", 1, 5000)
+    for prep in (parse_instance_fields({}), parse_fields({})):
+        with pytest.raises(OSError, match=r"sliver\.png: a 5000x1 image resizes to \d+x0 px"):
+            load_input(path, prep)
+
+
 def test_normalize_and_padding_equal_image_list(tmp_path):
     spec = parse_instance_fields({"normalize": {"mean": [123.675, 116.28, 103.53], "std": [58.395, 57.12, 57.375]},
                                   "resize": {"shortest_edge": 40, "max_size": 100, "pad_value": -1.5}})

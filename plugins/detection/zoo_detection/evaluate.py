@@ -98,10 +98,14 @@ def load_letterboxed(path: str, box: dict[str, Any]) -> tuple[torch.Tensor, tupl
     if im is None:
         raise OSError(f"{path}: not an image OpenCV can read")
     h0, w0 = im.shape[:2]
+    h1, w1 = load_size(h0, w0, box)
+    if h1 < 1 or w1 < 1:  # YOLOv6's cv2.resize would fail: say which image
+        raise OSError(f"{path}: a {w0}x{h0} image resizes to {w1}x{h1} px")
     (h2, w2), (top, bottom, left, right), *_ = letterbox_geometry(h0, w0, box)
+    if h2 < 1 or w2 < 1:
+        raise OSError(f"{path}: a {w0}x{h0} image letterboxes to {w2}x{h2} px")
     r = (max(box["size"]) - box.get("shrink", 0)) / max(h0, w0)
     if r != 1:  # load_image, to load_size's shape
-        h1, w1 = load_size(h0, w0, box)
         im = cv2.resize(im, (w1, h1), interpolation=cv2.INTER_AREA if r < 1 else cv2.INTER_LINEAR)
     if im.shape[:2] != (h2, w2):  # letterbox's own resize
         im = cv2.resize(im, (w2, h2), interpolation=cv2.INTER_LINEAR)

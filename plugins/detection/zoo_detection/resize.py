@@ -55,5 +55,7 @@ def load_resized(path: str, spec: dict[str, Any]) -> tuple[torch.Tensor, tuple[i
         raise OSError(f"{path}: not an image PIL can read ({type(exc).__name__})") from None
     w0, h0 = im.size
     newh, neww = resize_shape(h0, w0, spec)
+    if newh < 1 or neww < 1:  # Detectron2 would fail in PIL here: say which image
+        raise OSError(f"{path}: a {w0}x{h0} image resizes to {neww}x{newh} px")
     im = im.resize((neww, newh), Image.BILINEAR)
     return torch.from_numpy(np.ascontiguousarray(np.asarray(im).transpose(2, 0, 1))), (h0, w0)

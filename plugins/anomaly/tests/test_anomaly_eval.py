@@ -268,3 +268,23 @@ def test_an_interrupted_scores_file_leaves_nothing_behind(tmp_path):
     assert list(tmp_path.iterdir()) == []  # neither a half file nor the temporary one
     write_predictions([{"category": "a", "file": "a/x.png", "label": 1, "score": 0.5}], target)
     assert json.loads(target.read_text()) == {"category": "a", "file": "a/x.png", "label": 1, "score": 0.5}
+
+
+def test_shifted_masks_are_a_control_the_pixel_metrics_fail(catalog, demo, tmp_path):
+    """The pixel metrics cannot pass by accident: the same maps against masks rolled by half the image
+    score near chance, while the image metrics (no masks involved) do not move."""
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    shifted = tmp_path / "shifted"
+    shutil.copytree(demo, shifted)
+    for mask in shifted.rglob("*_mask.png"):
+        pixels = np.asarray(Image.open(mask))
+        Image.fromarray(np.roll(pixels, (pixels.shape[0] // 2, pixels.shape[1] // 2), axis=(0, 1))).save(mask)
+    right = run("anomtoy-zs", "mvtec-ad", data_dir=str(demo))
+    wrong = run("anomtoy-zs", "mvtec-ad", data_dir=str(shifted))
+    assert right["pixel_auroc"] > 95 and right["pixel_aupro"] > 90
+    assert 30 < wrong["pixel_auroc"] < 70 and wrong["pixel_aupro"] < 40, wrong
+    assert wrong["image_auroc"] == right["image_auroc"] == 100.0

@@ -1,4 +1,8 @@
-"""The object-detection Task: what the core reads about it (torch-free: ``zoo list`` may import it).
+"""The object-detection Task and the card fields both COCO tasks share (torch-free: ``zoo list`` may import it).
+
+The instance-segmentation Task (:mod:`zoo_detection.instance`) parses the same fields with its own
+head (``query-masks``); ``resize`` (Detectron2's test input, :mod:`zoo_detection.resize`) and
+``normalize`` (``{mean, std}`` in 0-255 units) are open to both tasks, ``resize`` or ``letterbox``.
 
 A detector's protocol is card data (issue #12): how images are letterboxed to the network input,
 how raw outputs are turned into detections (NMS thresholds, max detections, class-agnostic or

@@ -24,12 +24,16 @@ from anomtoy_plugin import GAIN_SHA256  # noqa: E402
 METRICS = ("image_auroc", "image_ap", "pixel_auroc", "pixel_aupro")
 
 
+@functools.cache
+def _catalog():  # noqa: ANN202 - built once for the module: the cards do not change between tests
+    return build_catalog(eps=[*zoo_entry_points(), EntryPoint("anomtoy", "anomtoy_plugin", "zoo")])
+
+
 @pytest.fixture
 def catalog(monkeypatch):
     """The installed plugins plus the toy models' (``anomtoy_plugin``)."""
-    cat = build_catalog(eps=[*zoo_entry_points(), EntryPoint("anomtoy", "anomtoy_plugin", "zoo")])
-    monkeypatch.setattr(lookup, "catalog", functools.cache(lambda: cat))
-    return cat
+    monkeypatch.setattr(lookup, "catalog", _catalog)
+    return _catalog()
 
 
 @pytest.fixture(scope="module")

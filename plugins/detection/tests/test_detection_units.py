@@ -281,3 +281,15 @@ def test_nms_follows_yolov6_semantics():
     assert agnostic[:, 5].tolist() == [0.0, 2.0]  # class 1's copy of the same box is suppressed too
     assert len(non_max_suppression(_pred(rows), 0.03, 0.65, max_det=1)[0]) == 1
     assert non_max_suppression(_pred(rows), 0.99, 0.65)[0].shape == (0, 6)
+
+
+def test_the_protocol_records_shrink():
+    from types import SimpleNamespace
+
+    from zoo_detection.task import protocol
+
+    card = SimpleNamespace(task="object-detection", fields={"letterbox": {"size": 640, "shrink": 6}})
+    recorded = protocol(card, "coco", None)
+    assert recorded["letterbox"]["shrink"] == 6 and recorded["letterbox"]["size"] == [640, 640]
+    plain = protocol(SimpleNamespace(task="object-detection", fields={}), "coco", None)
+    assert plain["letterbox"]["shrink"] == 0 and plain != recorded  # a shrink-6 run is another protocol

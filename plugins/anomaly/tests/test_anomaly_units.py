@@ -264,3 +264,14 @@ def test_hostile_inputs_empty_categories_huge_images_and_escaping_map_names(tmp_
     with pytest.raises(OSError, match="huge.png"):
         images.open_image(str(huge))
     assert map_path(tmp_path / "maps", "../../etc/x.jpg") == tmp_path / "maps" / "etc" / "x.png"
+
+
+def test_a_raw_preprocess_in_the_cores_form_reads_as_the_cores_parse():
+    """Should the core hand ``preprocess`` to the task, cards written in the core's form mean the same."""
+    core = card({"protocols": ["zero-shot"]}, size=(3, 518, 518))
+    raw = card({"protocols": ["zero-shot"], "preprocess": {"crop_mode": "squash", "crop_pct": 1.0,
+                                                           "interpolation": "bicubic", "mean": "clip", "std": "clip"}},
+               size=(3, 518, 518))
+    assert raw.fields["preprocess"] == core.fields["preprocess"]
+    with pytest.raises(ValueError, match="preprocess.crop_size: unknown field"):
+        card({"protocols": ["zero-shot"], "preprocess": {"crop_size": 3}})

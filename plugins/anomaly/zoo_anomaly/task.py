@@ -191,6 +191,29 @@ def preprocess_from_card(card: Any) -> dict[str, Any]:
             "mean": [float(v) for v in pre.mean], "std": [float(v) for v in pre.std]}
 
 
+_CORE_FORM = ("interpolation", "crop_pct", "crop_mode", "mean", "std", "source")
+
+
+def _core_form(raw: Mapping[str, Any], card: Any) -> Any:
+    """A raw ``preprocess`` mapping in the core's form (``crop_mode``, ``crop_pct``, ...), as the card object
+    :func:`preprocess_from_card` reads: should the core hand ``preprocess`` to the task, cards written in
+    the core's form keep working."""
+    from types import SimpleNamespace
+
+    unknown = sorted(str(k) for k in raw if k not in _CORE_FORM)
+    if unknown:
+        raise ValueError(f"preprocess.{unknown[0]}: unknown field (the task's form: {', '.join(PREPROCESS_DEFAULTS)}; "
+                         f"the core's: {', '.join(_CORE_FORM)})")
+    pct = _number(raw.get("crop_pct", 0.875), "preprocess.crop_pct", 0, 1)
+    if pct <= 0:
+        raise ValueError("preprocess.crop_pct: expected a number in (0, 1]")
+    pre = SimpleNamespace(crop_pct=pct, crop_mode=raw.get("crop_mode", "center"),
+                          interpolation=raw.get("interpolation", "bicubic"),
+                          mean=_mean_std(raw.get("mean", "imagenet"), "preprocess.mean", 0),
+                          std=_mean_std(raw.get("std", "imagenet"), "preprocess.std", 1))
+    return SimpleNamespace(input_size=getattr(card, "input_size", None), preprocess=pre)
+
+
 def input_size(pre: Mapping[str, Any]) -> list[int]:
     """``[H, W]`` of the model input a parsed preprocess gives."""
     return list(pre["center_crop"] or pre["resize"])
@@ -205,8 +228,13 @@ def parse_fields(fields: Mapping[str, Any], card: Any = None) -> dict[str, Any]:
     protocols = [_choice(p, "protocols", PROTOCOLS) for p in protocols]
     if len(set(protocols)) != len(protocols):
         raise ValueError(f"protocols: {protocols} repeats a protocol")
-    pre = parse_preprocess(fields["preprocess"]) if fields.get("preprocess") is not None \
-        else preprocess_from_card(card)
+    raw = fields.get("preprocess")
+    if raw is None:
+        pre = preprocess_from_card(card)
+    elif isinstance(raw, Mapping) and "resize" not in raw:  # the core's form, handed over raw
+        pre = preprocess_from_card(_core_form(raw, card))
+    else:
+        pre = parse_preprocess(raw)
     smoothing = _block(fields, "map_smoothing", {"sigma": 4})
     sigma = _number(smoothing["sigma"], "map_smoothing.sigma", 0, 64)
     metric = fields.get("metric_size")

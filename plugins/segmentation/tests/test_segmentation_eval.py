@@ -142,54 +142,65 @@ def test_bad_inputs_are_one_line_exit_2(catalog, tmp_path):
     assert "'--out'" in err and "is a file" in err
 
 
-DISTRIBUTED = """
-import functools, json, sys
+RANK1 = """
+import functools, sys
 from importlib.metadata import EntryPoint
 sys.path.insert(0, sys.argv[1])
-from zoo.eval import distributed, evaluation
+from zoo.eval import evaluation
 from zoo.registry import lookup
 from zoo.registry.catalog import build_catalog
 from zoo.registry.plugins import zoo_entry_points
 cat = build_catalog(eps=[*zoo_entry_points(), EntryPoint("segfake", "segfake_plugin", "zoo")])
 lookup.catalog = functools.cache(lambda: cat)
-done = evaluation.run("segfake-colour-bgr", "ade20k", data_dir=sys.argv[2], pretrained=False, device="cpu", workers=0,
-                      threads=1)
-if distributed.rank() == 0:
-    open(sys.argv[3], "w").write(json.dumps({k: v for k, v in done.output.items() if k != "weights"}))
+evaluation.run("segfake-colour-bgr", "ade20k", data_dir=sys.argv[2], pretrained=False, device="cpu", workers=0,
+               threads=1)
 """
 
 
-def test_two_ranks_give_the_single_process_numbers(catalog, tmp_path):
-    """2 CPU ranks (gloo) started with the environment torchrun gives them (without torchrun's own
-    start-up): strided shards, per-class areas summed across ranks."""
+def test_two_ranks_give_the_single_process_numbers(catalog, tmp_path, monkeypatch):
+    """2 CPU ranks (gloo) with the environment torchrun gives them: rank 0 is this process (one
+    torch start-up fewer), rank 1 a child. Strided shards, per-class areas summed across ranks."""
+    import datetime
     import os
     import socket
     import subprocess
 
+    import torch.distributed as dist
     from zoo_segmentation.demo import make_demo
 
     from zoo.eval import evaluation
 
     demo = make_demo(tmp_path / "ade", n_images=5, n_classes=3, seed=2)
-    script = tmp_path / "dist.py"
-    script.write_text(DISTRIBUTED)
-    out = tmp_path / "out.json"
+    script = tmp_path / "rank1.py"
+    script.write_text(RANK1)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    ranks = [subprocess.Popen([sys.executable, str(script), str(Path(__file__).parent), str(demo), str(out)],
-                              env={**os.environ, "OMP_NUM_THREADS": "1", "RANK": str(r), "LOCAL_RANK": str(r),
-                                   "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
-                                   "MASTER_PORT": str(port)},
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(2)]
-    for proc in ranks:
-        _, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err[-2000:]
-    two = json.loads(out.read_text())
+    common = {"WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    child = subprocess.Popen([sys.executable, str(script), str(Path(__file__).parent), str(demo)],
+                             env={**os.environ, **common, "RANK": "1", "LOCAL_RANK": "1", "OMP_NUM_THREADS": "1"},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        with monkeypatch.context() as env:
+            for key, value in {**common, "RANK": "0", "LOCAL_RANK": "0"}.items():
+                env.setenv(key, value)
+            # joined here with a timeout, so a child that dies early fails the test instead of hanging it
+            dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=120))
+            try:
+                two = evaluation.run("segfake-colour-bgr", "ade20k", data_dir=str(demo), pretrained=False,
+                                     device="cpu", workers=0, threads=1).output
+            finally:
+                dist.destroy_process_group()
+    except BaseException:
+        child.kill()  # it would wait for this rank forever
+        raise
+    finally:
+        _, err = child.communicate(timeout=120)
+    assert child.returncode == 0, err[-2000:]
     one = evaluation.run("segfake-colour-bgr", "ade20k", data_dir=str(demo), pretrained=False, device="cpu",
                          workers=0, threads=1).output
     assert two["world_size"] == 2 and two["device"] == "cpu x2" and two["decoded"] == 5
-    assert 0 < one["miou"] < 100  # a score with errors in it, so a lost or doubled shard would show
+    assert one["world_size"] == 1 and 0 < one["miou"] < 100  # errors in it: a lost or doubled shard would show
     for key in ("images", "miou", "macc", "aacc", "per_class", "labelled_pixels"):
         assert two[key] == one[key], key
 

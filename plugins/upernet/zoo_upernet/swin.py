@@ -36,7 +36,9 @@ class _Mlp(nn.Module):
 
 
 def _relative_index(ws: int) -> torch.Tensor:
-    coords = torch.stack(torch.meshgrid(torch.arange(ws), torch.arange(ws), indexing="ij")).flatten(1)
+    # on the CPU even when the model is built on the meta device (cheap, and the checkpoints carry it)
+    r = torch.arange(ws, device="cpu")
+    coords = torch.stack(torch.meshgrid(r, r, indexing="ij")).flatten(1)
     rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (ws - 1)
     return rel[..., 0] * (2 * ws - 1) + rel[..., 1]
 

@@ -192,11 +192,20 @@ def test_hub_file_loads_strictly_through_the_zoo_cache(tmp_path, monkeypatch):
     with torch.no_grad():
         for a, b in zip(loaded(x), tiny(x), strict=True):
             torch.testing.assert_close(a, b, rtol=0, atol=0)
-    broken = _hub_layout(tiny)
-    broken.pop("class_predictor.weight")
-    torch.save(broken, tmp_path / "broken.bin")
-    with pytest.raises(ZooError, match="class_predictor.weight"):
-        zoo.create_model("mask2former-swin-t", checkpoint=str(tmp_path / "broken.bin"), **TINY)
+    # a file that lacks a tensor, has one too many, or one of another shape: one error naming the key
+    good = _hub_layout(tiny)
+    extra_key = "model.pixel_level_module.encoder.encoder.layers.0.blocks.0.attention.self.extra.weight"
+    for name, broken in {
+        "class_predictor.weight": {k: v for k, v in good.items() if k != "class_predictor.weight"},
+        extra_key.replace(".encoder.encoder.", ".encoder.swin.encoder."):  # named as converted
+            {**good, extra_key: torch.zeros(1)},
+        "model.transformer_module.queries_features.weight":
+            {**good, "model.transformer_module.queries_features.weight": torch.zeros(7, 32)},
+    }.items():
+        torch.save(broken, tmp_path / "broken.bin")
+        with pytest.raises(ZooError) as info:
+            zoo.create_model("mask2former-swin-t", checkpoint=str(tmp_path / "broken.bin"), **TINY)
+        assert name in str(info.value) and "Traceback" not in str(info.value), str(info.value)
 
 
 def test_missing_or_old_transformers_is_one_line(monkeypatch):

@@ -167,6 +167,21 @@ def test_bad_checkpoint_is_one_located_line(attack, tmp_path):
     assert needle in message and "\n" not in message and str(path) in message
 
 
+def test_wrong_family_and_aux_only_checkpoints_are_located_lines(tmp_path):
+    card = get_card("upernet-convnext-t")
+    swin_file, aux_file = tmp_path / "swin.pth", tmp_path / "aux.pth"
+    torch.save(_official_checkpoint(_tiny("swin"), "swin"), swin_file)
+    aux_only = _official_checkpoint(_tiny("swin"), "swin")
+    aux_only["state_dict"] = {k: v for k, v in aux_only["state_dict"].items() if k.startswith("auxiliary_head.")}
+    torch.save(aux_only, aux_file)
+    for path in (swin_file, aux_file):
+        with pytest.raises(WeightsError) as err:
+            load_strict(_tiny("convnext"), load_converted(card, path), card, str(path))
+        message = str(err.value)
+        assert "missing keys: backbone.stem.0.weight" in message and "unexpected keys: " in message
+        assert "\n" not in message
+
+
 def test_convert_rejects_unknown_family_and_builder():
     with pytest.raises(ValueError, match="unknown UPerNet family 'resnet'"):
         convert_mmseg({}, "resnet")

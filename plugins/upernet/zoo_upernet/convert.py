@@ -11,8 +11,10 @@ container (the ``meta`` entry goes with it). What is left is the segmentor's sta
   mmseg's inference (``EncoderDecoder.encode_decode``) never calls it, so zoo does not build it.
 
 Every other key passes through untouched, so the core's strict load names it ("unexpected
-keys: ...") as a fault of the checkpoint, in one line, instead of this converter guessing.
-Converting a converted dict returns it unchanged.
+keys: ...") as a fault of the checkpoint, in one line, instead of this converter guessing. A
+checkpoint holding nothing but an auxiliary head is left as it is for the same reason (dropping
+everything would be reported as this plugin's empty answer). Converting a converted dict returns
+it unchanged.
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ def family_of(builder: str) -> str:
     raise ValueError(f"builder {builder!r} is not an UPerNet builder of this plugin ({', '.join(_FAMILIES)})")
 
 
-def convert_mmseg(state_dict: Mapping[str, torch.Tensor], family: str) -> dict[str, torch.Tensor]:
-    """The converted dict (a new one; ``state_dict`` is not changed)."""
+def convert_mmseg(state_dict: Mapping[str, torch.Tensor], family: str) -> dict[str, torch.Tensor] | None:
+    """The converted dict (a new one; ``state_dict`` is not changed), or None when nothing but
+    ``auxiliary_head.*`` is in it (the strict load then names what is missing)."""
     if family not in _FAMILIES:
         raise ValueError(f"unknown UPerNet family {family!r}; expected one of {', '.join(_FAMILIES)}")
     mapper = None
@@ -52,4 +55,4 @@ def convert_mmseg(state_dict: Mapping[str, torch.Tensor], family: str) -> dict[s
             new = mapper(key[len("backbone."):])
             key = key if new is None else f"backbone.{new}"
         out[key] = value
-    return out
+    return out or None

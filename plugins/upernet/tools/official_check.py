@@ -34,7 +34,7 @@ registry's ``register_module`` made a no-op so they do not clash with mmseg 0.30
 For each model the script writes ``tests/data/official_<name>.json`` ({key: shape} of the
 official segmentor, auxiliary head included), then runs ``zoo.devkit.parity`` with the card's
 conversion path (core unwrapping + this plugin's ``zoo_convert_checkpoint``) on seeded random
-weights, in float64, on a square and a non-square input whose feature maps need window padding.
+weights, in float64 (``--dtype float32`` too), on a square and a non-square input whose feature maps need window padding.
 """
 
 from __future__ import annotations
@@ -165,6 +165,8 @@ def main() -> int:
     ap.add_argument("--convnext", type=Path, required=True, help="ConvNeXt @ 048efce semantic_segmentation/")
     ap.add_argument("--work", type=Path, default=Path("/tmp/upernet_official_check"))
     ap.add_argument("--only", choices=("swin_t", "convnext_t", "twins_svt_b"))
+    ap.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                    help="float64 separates real differences from float32 rounding (default)")
     args = ap.parse_args()
     sys.path[:0] = [str(args.lib), str(args.deps)]
     args.work.mkdir(parents=True, exist_ok=True)
@@ -187,7 +189,7 @@ def main() -> int:
             continue
         builder = f"upernet_{name}"
         report = parity(getattr(ours, builder), build, convert=card_for("upernet", builder), name=f"upernet_{name}",
-                        inputs=inputs, dtype=torch.float64, atol=1e-4, rtol=0.0,
+                        inputs=inputs, dtype=getattr(torch, args.dtype), atol=1e-4, rtol=0.0,
                         manifest_path=DATA / f"official_upernet_{name}.json")
         print(report)
         ok = ok and report.ok

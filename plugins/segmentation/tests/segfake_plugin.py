@@ -13,7 +13,7 @@ from __future__ import annotations
 from zoo import hookimpl
 
 _COMMON = {"paper": "segfake", "task": "semantic-segmentation", "plugin": "segfake", "builder": "colour",
-           "num_classes": 150, "input_size": [3, 64, 64]}
+           "num_classes": 150, "input_size": [3, 64, 64], "classes": "ade20k"}
 _TEST = {"resize": {"scale": [128, 64], "keep_ratio": True}, "mode": "slide", "crop_size": [48, 48],
          "stride": [32, 32]}
 
@@ -31,7 +31,7 @@ CARDS = {
         # whole-image inference with ViT-Adapter's ResizeToMultiple
         "segfake-colour-whole": {**_COMMON, "test": {"resize": {"scale": [128, 64], "keep_ratio": True},
                                                      "size_divisor": 32, "mode": "whole"}},
-        "segfake-colour-3": {**_COMMON, "num_classes": 3},
+        "segfake-colour-3": {**_COMMON, "num_classes": 3, "classes": ["red", "green", "blue"]},
     },
 }
 

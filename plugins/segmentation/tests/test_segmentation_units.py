@@ -24,7 +24,7 @@ def test_defaults_are_mmseg_ade20k():
     assert parsed["test"] == {"resize": {"scale": [2048, 512], "keep_ratio": True}, "size_divisor": None,
                               "mode": "whole", "crop_size": None, "stride": None}
     assert parsed["ms"] == {"ratios": [0.5, 0.75, 1.0, 1.25, 1.5, 1.75], "flip": True}
-    assert parsed["reduce_zero_label"] is True and parsed["ignore_index"] == 255
+    assert parsed["reduce_zero_label"] is True and parsed["ignore_index"] == 255 and parsed["classes"] is None
     slide = parse_fields({"test": {"mode": "slide", "crop_size": 512, "stride": [341, 341], "size_divisor": 32}})
     assert slide["test"]["crop_size"] == [512, 512] and slide["test"]["size_divisor"] == 32
     assert parse_fields(slide) == slide  # parsing is idempotent (the core parses cards once, tasks read them again)
@@ -49,6 +49,9 @@ def test_defaults_are_mmseg_ade20k():
     ({"ms": {"ratios": [1e9]}}, "ms.ratios: expected ratios in (0, 8]"),
     ({"reduce_zero_label": 1}, "reduce_zero_label: expected true or false, got 1"),
     ({"ignore_index": 70000}, "ignore_index: expected an integer in 0..65535, got 70000"),
+    ({"classes": "coco"}, "classes: expected a list of names or one of ade20k, got 'coco'"),
+    ({"classes": []}, "classes: expected a non-empty list of names or ade20k"),
+    ({"classes": ["sky", " "]}, "classes: item 1 is not a name"),
 ])
 def test_a_bad_field_is_one_located_line(fields, message):
     with pytest.raises(ValueError) as info:
@@ -66,7 +69,27 @@ def test_a_bad_card_is_reported_with_file_entry_and_field():
         parse_card("cards.yaml", "seg-bad", card, papers, {TASK.name: TASK})
     assert str(info.value).startswith("cards.yaml: seg-bad: test.crop_size: mode slide needs crop_size")
     good = parse_card("cards.yaml", "seg-ok", {**card, "test": {"mode": "whole"}}, papers, {TASK.name: TASK})
-    assert good.num_classes == 150 and good.fields["test"]["mode"] == "whole"
+    assert good.num_classes == 150 and good.fields["test"]["mode"] == "whole" and good.fields["classes"] is None
+    with pytest.raises(CardError, match="seg-bad: classes: 2 names, the card's num_classes is 3"):
+        parse_card("cards.yaml", "seg-bad", {**card, "test": None, "num_classes": 3, "classes": ["a", "b"]}, papers,
+                   {TASK.name: TASK})
+    with pytest.raises(CardError, match="seg-bad: classes: ade20k has 150 classes, the card's num_classes is 19"):
+        parse_card("cards.yaml", "seg-bad", {**card, "test": None, "num_classes": 19, "classes": "ade20k"}, papers,
+                   {TASK.name: TASK})
+
+
+def test_class_names_come_from_the_dataset_else_the_card():
+    from types import SimpleNamespace
+
+    from zoo_segmentation.evaluate import class_names
+
+    card = SimpleNamespace(name="m", fields={"classes": ["sky", "road"]})
+    assert class_names(card, SimpleNamespace(classes=None), 2) == ["sky", "road"]
+    assert class_names(card, SimpleNamespace(classes=("a", "b")), 2) == ["a", "b"]
+    assert class_names(SimpleNamespace(name="m", fields={}), SimpleNamespace(classes=None), 2) == ["class 0", "class 1"]
+    assert class_names(SimpleNamespace(name="m", fields={"classes": "ade20k"}), None, 150)[149] == "flag"
+    with pytest.raises(DataError, match="x: 3 classes, but model 'm' predicts 2"):
+        class_names(card, SimpleNamespace(classes=("a", "b", "c"), label="x", name="x"), 2)
 
 
 # -- metrics ----------------------------------------------------------------------------------------

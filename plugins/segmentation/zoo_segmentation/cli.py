@@ -55,12 +55,7 @@ def segment_images(name: str, images: tuple[str, ...] | list[str], out: str, *, 
             raise UserError(f"{path}: not an image OpenCV can read") from None
     torch_device = resolve_device(device)
     model = create_model(card.name, pretrained=pretrained, checkpoint=checkpoint)
-    names = None
-    if (card.num_classes or 150) == 150:
-        from zoo_segmentation.datasets import ade20k_classes
-
-        names = list(ade20k_classes()[0])
-    return segment(model, card, paths, folder, torch_device, names)
+    return segment(model, card, paths, folder, torch_device)
 
 
 @click.command("segment", short_help="Segment your own images: label PNGs and colour overlays.")

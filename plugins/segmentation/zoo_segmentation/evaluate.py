@@ -72,11 +72,21 @@ def _identity(item: Any) -> Any:
     return item
 
 
+def card_classes(card: Any, num_classes: int) -> list[str]:
+    """The card's ``classes`` (``ade20k`` or a list), else ``class k``."""
+    named = settings(card)["classes"]
+    if named == "ade20k":
+        from zoo_segmentation.datasets import ade20k_classes
+
+        return list(ade20k_classes()[0])
+    return list(named) if named else [f"class {k}" for k in range(num_classes)]
+
+
 def class_names(card: Any, dataset: SegSet | None, num_classes: int) -> list[str]:
-    """The dataset's class list (it must have the model's class count), else ``class k``."""
+    """The dataset's class list (it must have the model's class count), else the card's."""
     names = getattr(dataset, "classes", None)
     if names is None:
-        return [f"class {k}" for k in range(num_classes)]
+        return card_classes(card, num_classes)
     if len(names) != num_classes:
         raise DataError(f"{dataset.label or dataset.name}: {len(names)} classes, but model {card.name!r} predicts "
                         f"{num_classes} (num_classes on its card)")
@@ -207,14 +217,12 @@ def postprocess(card: Any, output: torch.Tensor) -> torch.Tensor:
     return inference.resize_logits(output.float(), (height, width)).argmax(1)
 
 
-def segment(model: torch.nn.Module, card: Any, paths: list[str], out: Path, device: torch.device,
-            names: list[str] | None = None) -> list[dict[str, Any]]:
+def segment(model: torch.nn.Module, card: Any, paths: list[str], out: Path, device: torch.device) -> list[dict[str, Any]]:
     """Single-scale predictions of the card's protocol for a user's images, written with :mod:`masks`."""
     cfg = settings(card)
     num_classes = card.num_classes or 150
     colours = masks.palette(num_classes)
-    masks.write_classes(out, names or [f"class {k}" for k in range(num_classes)], cfg["reduce_zero_label"],
-                        cfg["ignore_index"])
+    masks.write_classes(out, card_classes(card, num_classes), cfg["reduce_zero_label"], cfg["ignore_index"])
     forward = make_forward(model.to(device).eval(), card, Runtime(device=str(device), channels_last=False), device)
     written = []
     with torch.inference_mode():

@@ -150,11 +150,36 @@ def parse_ms(value: Any) -> dict[str, Any]:
     return {"ratios": ratios, "flip": _flag(ms["flip"], "ms.flip")}
 
 
+CLASS_SETS = ("ade20k",)  #: class lists a card can name instead of listing them
+
+
+def parse_classes(value: Any, card: Any) -> str | list[str] | None:
+    """``classes``: ``ade20k`` (its 150 names) or a list of names, one per class of the model."""
+    if value is None:
+        return None
+    expected = getattr(card, "num_classes", None)
+    if isinstance(value, str):
+        if value not in CLASS_SETS:
+            raise ValueError(f"classes: expected a list of names or one of {', '.join(CLASS_SETS)}, got {value!r:.60}")
+        if expected is not None and expected != 150:
+            raise ValueError(f"classes: ade20k has 150 classes, the card's num_classes is {expected}")
+        return value
+    if not isinstance(value, list | tuple) or not value:
+        raise ValueError(f"classes: expected a non-empty list of names or ade20k, got {value!r:.60}")
+    bad = next((i for i, n in enumerate(value) if not isinstance(n, str) or not n.strip()), None)
+    if bad is not None:
+        raise ValueError(f"classes: item {bad} is not a name: {value[bad]!r:.40}")
+    if expected is not None and len(value) != expected:
+        raise ValueError(f"classes: {len(value)} names, the card's num_classes is {expected}")
+    return list(value)
+
+
 def parse_fields(fields: Mapping[str, Any], card: Any = None) -> dict[str, Any]:
-    """Validate ``normalize``, ``test``, ``ms``, ``reduce_zero_label`` and ``ignore_index``; missing
-    ones take mmseg 0.x's ADE20K defaults."""
+    """Validate ``normalize``, ``test``, ``ms``, ``reduce_zero_label``, ``ignore_index`` and
+    ``classes``; missing ones take mmseg 0.x's ADE20K defaults (``classes``: none)."""
     ignore = fields.get("ignore_index", 255)
     return {
+        "classes": parse_classes(fields.get("classes"), card),
         "normalize": parse_normalize(fields.get("normalize")),
         "test": parse_test(fields.get("test")),
         "ms": parse_ms(fields.get("ms")),
@@ -212,6 +237,7 @@ TASK = Task(
         "ms": "{ratios, flip}: the --ms protocol (default mmseg --aug-test: 0.5..1.75, flip true)",
         "reduce_zero_label": "label 0 is ignored and label k is class k - 1 (ADE20K: true, the default)",
         "ignore_index": "the label value never scored (default 255)",
+        "classes": "the class names: ade20k or a list, one per class (tables and seg-folder sets without a class list)",
     },
     defaults={"input_size": (3, 512, 512), "num_classes": 150},
     evaluate="zoo_segmentation.evaluate:evaluate",

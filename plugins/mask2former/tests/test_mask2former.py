@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -109,6 +110,42 @@ def test_card_only_rows_are_listed_and_say_why_they_do_not_run():
     assert all(rows[name][-2] == "yes" for name in SWIN_CARDS)
     out = runner.invoke(cli, ["eval", "mask-frozen-detr-swin-l", "--dataset", "coco", "--data-dir", "/nonexistent"])
     assert out.exit_code == 2 and "card-only" in out.output and "Traceback" not in out.output, out.output
+
+
+DECK_ROWS = {("K-Net-N256", "R50"): "knet-r50", ("QueryInst", "Swin-L"): "queryinst-swin-l",
+             ("Mask2Former", "R50"): "mask2former-r50", ("Mask2Former", "Swin-L"): "mask2former-swin-l",
+             ("Mask DINO", "R50"): "mask-dino-r50", ("Mask DINO", "Swin-L"): "mask-dino-swin-l",
+             ("Mask Frozen-", "R50"): "mask-frozen-detr-r50", ("Mask Frozen-", "Swin-L"): "mask-frozen-detr-swin-l"}
+DECK_COLUMNS = ("map", "mask_map", "mask_map50", "mask_map75", "mask_map_small", "mask_map_medium", "mask_map_large")
+ZOO_ROWS = {"R50": "mask2former-r50", "Swin-T": "mask2former-swin-t", "Swin-S": "mask2former-swin-s",
+            "Swin-B": "mask2former-swin-b", "Swin-L (IN21k)": "mask2former-swin-l"}
+
+
+def test_card_figures_are_the_source_tables_verbatim():
+    """Every figure of every card, traced to the committed verbatim excerpts of its sources
+    (tests/data/sources: the deck's table, MODEL_ZOO.md @ 9b0651c): a transcription slip fails here."""
+    cat = lookup.catalog()
+    seen: dict[str, dict[str, str]] = {name: {} for name in (*SWIN_CARDS, *CARD_ONLY)}
+    lines = (DATA / "sources" / "deck_mask_frozen_detr_table.tsv").read_text(encoding="utf-8").splitlines()
+    rows = [line.split("\t") for line in lines[2:]]
+    assert len(rows) == len(DECK_ROWS) and all(len(r) == 12 for r in rows)
+    for method, backbone, epochs, o365, *figures, hours in rows:
+        [name] = [card for (m, b), card in DECK_ROWS.items() if method.startswith(m) and backbone == b]
+        card = cat.get(name)
+        assert o365 == "\u2717" and f"{epochs} epochs" in card.reported.notes, name
+        assert ("no GPU hours" if hours == "\u2014" else f"{hours} GPU hours") in card.reported.notes, name
+        seen[name].update({m: v for m, v in zip(DECK_COLUMNS, figures, strict=True) if v != "\u2014"})
+    html = (DATA / "sources" / "mask2former_model_zoo_instance.md").read_text(encoding="utf-8")
+    for row in re.findall(r"<tr>(.*?)</tr>", html, re.S):
+        backbone, epochs, ap, boundary = re.findall(r'<td align="center">([^<]*)</td>', row)[:4]
+        if backbone in ZOO_ROWS:
+            name = ZOO_ROWS[backbone]
+            assert seen[name].setdefault("mask_map", ap) == ap, name  # the deck repeats MODEL_ZOO's AP
+            assert f"Boundary AP {boundary}" in cat.get(name).reported.notes and f"{epochs} epochs" in \
+                cat.get(name).reported.notes, name
+    for name, expected in seen.items():
+        written = {metric: str(value) for _c, _d, metric, value in cat.get(name).reported.figures()}
+        assert written == expected, name
 
 
 # -- fidelity: the Hub files' keys ----------------------------------------------------------------------

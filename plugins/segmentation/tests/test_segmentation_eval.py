@@ -130,6 +130,12 @@ def test_bad_inputs_are_one_line_exit_2(catalog, tmp_path):
     assert "--save-masks" in err and "is not a directory" in err
     err = failing("eval", "segfake-colour-3", "--dataset", "ade20k", "--data-dir", str(demo), *EVAL)
     assert "150 classes, but model 'segfake-colour-3' predicts 3" in err
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    (blocked / "masks").write_text("a file where the masks folder goes")
+    err = failing("eval", "segfake-colour", "--dataset", "ade20k", "--data-dir", str(demo), "--save-masks",
+                  str(blocked), *EVAL)
+    assert err.startswith(f"Error: --save-masks {blocked}: cannot write") and "exists" in err, err
     err = failing("eval", "segfake-colour", "--dataset", f"seg-folder:{demo}", *EVAL)
     assert "seg-folder: expected IMAGES,MASKS" in err
     err = failing("segment", "segfake-colour", str(tmp_path / "nope.jpg"), "--no-pretrained")

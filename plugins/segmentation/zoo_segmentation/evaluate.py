@@ -10,14 +10,16 @@ single process's.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from zoo.errors import DataError, PluginError
+from zoo.errors import DataError, PluginError, UserError
 from zoo.eval import distributed
 from zoo.eval.runtime import Progress, Runtime
 from zoo_segmentation import inference, masks
@@ -70,6 +72,16 @@ class SegImages(torch.utils.data.Dataset):
 
 def _identity(item: Any) -> Any:
     return item
+
+
+@contextlib.contextmanager
+def _writing(folder: Path, option: str) -> Iterator[None]:
+    """An OSError while writing masks is one line naming the option and the folder."""
+    try:
+        yield
+    except OSError as exc:
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        raise UserError(f"{option} {folder}: cannot write{where}: {exc.strerror or exc}") from None
 
 
 def card_classes(card: Any, num_classes: int) -> list[str]:
@@ -125,7 +137,8 @@ def evaluate(model: torch.nn.Module, card: Any, dataset: SegSet, options: Any = 
     ratios = list(dict.fromkeys(r for r, _ in augs))
     colours = masks.palette(num_classes) if save_dir is not None else None
     if save_dir is not None and rank == 0:
-        masks.write_classes(save_dir, names, reduce, ignore)
+        with _writing(save_dir, "--save-masks"):
+            masks.write_classes(save_dir, names, reduce, ignore)
     indices = list(range(rank, len(dataset.pairs), world))
     loader = torch.utils.data.DataLoader(SegImages(dataset.pairs, indices, cfg["test"], ratios), batch_size=None,
                                          shuffle=False, num_workers=opts.num_workers(), collate_fn=_identity)
@@ -164,7 +177,8 @@ def evaluate(model: torch.nn.Module, card: Any, dataset: SegSet, options: Any = 
                 total += areas(pred, label, num_classes, ignore)
                 if save_dir is not None:
                     pair = dataset.pairs[item["index"]]
-                    masks.save(save_dir, pair.stem, item["image"], pred.cpu().numpy(), reduce, colours)
+                    with _writing(save_dir, "--save-masks"):
+                        masks.save(save_dir, pair.stem, item["image"], pred.cpu().numpy(), reduce, colours)
     finally:
         torch.set_num_threads(threads_before)
         progress.close()
@@ -222,7 +236,8 @@ def segment(model: torch.nn.Module, card: Any, paths: list[str], out: Path, devi
     cfg = settings(card)
     num_classes = card.num_classes or 150
     colours = masks.palette(num_classes)
-    masks.write_classes(out, card_classes(card, num_classes), cfg["reduce_zero_label"], cfg["ignore_index"])
+    with _writing(out, "--out"):
+        masks.write_classes(out, card_classes(card, num_classes), cfg["reduce_zero_label"], cfg["ignore_index"])
     forward = make_forward(model.to(device).eval(), card, Runtime(device=str(device), channels_last=False), device)
     written = []
     with torch.inference_mode():
@@ -231,7 +246,9 @@ def segment(model: torch.nn.Module, card: Any, paths: list[str], out: Path, devi
             x = inference.to_tensor(inference.resize_image(image, cfg["test"]))[None].to(device)
             prob = inference.probabilities(forward, [x], [False], image.shape[:2], cfg, num_classes)
             pred = prob.argmax(1)[0].cpu().numpy()
-            mask_path, overlay_path = masks.save(out, Path(path).stem, image, pred, cfg["reduce_zero_label"], colours)
+            with _writing(out, "--out"):
+                mask_path, overlay_path = masks.save(out, Path(path).stem, image, pred, cfg["reduce_zero_label"],
+                                                     colours)
             written.append({"image": path, "mask": str(mask_path), "overlay": str(overlay_path),
                             "classes": sorted(int(c) for c in np.unique(pred))})
     return written

@@ -193,6 +193,9 @@ def _check_card(report: Report, card: Card, max_forward_params: int) -> None:
     try:
         torch.manual_seed(0)
         model = builder(**_builder_kwargs(card)).eval()
+        prepare = lookup.task_code(card, "prepare")
+        if prepare is not None:  # a few-shot model fits on generated references before it can score
+            model = prepare(card, model)
         make_inputs, check_output = _task_checks(card)
         x = make_inputs(1) if make_inputs is not None else torch.randn(1, *card.input_size)
         with torch.inference_mode():

@@ -202,6 +202,7 @@ def static_counts(
                 if folding:
                     model, folded_by = fold(model, card)
             params = count_params(model)
+            model = prepare(card, model)  # a few-shot model fits before it can run
             macs = count_macs(model, card.input_size, inputs=example_inputs(card))
         except CannotFold:
             raise  # the same answer on every device
@@ -411,14 +412,14 @@ def example_inputs(card: Card) -> Callable[[int], Any] | None:
 
 def postprocess_fn(card: Card) -> Callable[[Any], Any] | None:
     """``output -> predictions`` from the card's task (``Task.postprocess``), or None."""
-    from zoo.registry import plugins
+    fn = lookup.task_code(card, "postprocess")
+    return None if fn is None else (lambda output: fn(card, output))
 
-    entry = lookup.tasks().get(card.task)
-    if entry is None or not entry[1].postprocess:
-        return None
-    plugin, task = entry
-    fn = plugins.resolve(task.postprocess, plugin)
-    return lambda output: fn(card, output)
+
+def prepare(card: Card, model: nn.Module) -> nn.Module:
+    """``model`` readied by its task for example inputs (``Task.prepare``: a few-shot fit); as is without one."""
+    fn = lookup.task_code(card, "prepare")
+    return model if fn is None else fn(card, model)
 
 
 def measure_postprocess(
@@ -568,6 +569,7 @@ def benchmark(
     model = model.to(dev)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    model = prepare(card, model)  # untimed: a few-shot model fits its bank on generated references
     if compile:  # True: torch's default backend (inductor); a string names another (e.g. "eager")
         model = torch.compile(model) if compile is True else torch.compile(model, backend=compile)
     speed = {"amp": amp_dtype, "channels_last": channels_last, "warmup": warmup, "inputs": example_inputs(card)}

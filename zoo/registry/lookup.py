@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
+from zoo.registry import plugins
 from zoo.registry.cards import Card, Figure, Paper
 from zoo.registry.catalog import Catalog, build_catalog
 from zoo.registry.tasks import Task
@@ -66,6 +68,16 @@ def get_task(name: str) -> Task | None:
     """The installed task called ``name``, or None when no installed plugin declares it."""
     entry = tasks().get(name)
     return entry[1] if entry else None
+
+
+def task_code(card: Card, ref: str) -> Callable[..., Any] | None:
+    """The callable named by ``ref`` (``"prepare"``, ``"postprocess"``, ...) of the card's task, imported
+    from the plugin that declared it; None when the task is not installed or does not declare it."""
+    entry = tasks().get(card.task)
+    name = getattr(entry[1], ref, None) if entry is not None else None
+    if not name:
+        return None
+    return plugins.resolve(name, entry[0])
 
 
 def primary_claim(card: Card) -> tuple[str | None, Figure | None]:

@@ -69,6 +69,9 @@ class Task:
       (preprocessing, test-time scales, thresholds, the part of a dataset), as plain JSON data.
       A run is recorded with its protocol; a claim is judged only by runs whose protocol equals
       the one the card gives for that dataset (options at their defaults).
+    - ``prepare(card, model) -> model``: readies a freshly built model for ``example_inputs`` where
+      building is not enough (a few-shot anomaly model fits its memory bank on generated normal
+      images); ``zoo bench`` and the plugin kit call it before running the model, untimed.
     - ``postprocess(card, output) -> Any``: what turns the model's raw output into the task's
       predictions (NMS, top-k masks, argmax); ``zoo bench`` times it apart from the forward pass
       (``postprocess_ms``), since for a detector it is part of the latency a user sees.
@@ -91,6 +94,7 @@ class Task:
     example_inputs: str | None = None  #: ``fn(card, batch_size)``: a batch for bench/kit (default randn)
     check_output: str | None = None  #: ``fn(card, output, batch_size)``: ValueError when the output is wrong
     protocol: str | None = None  #: ``fn(card, dataset, options) -> dict``: recorded with runs, matched by claims
+    prepare: str | None = None  #: ``fn(card, model) -> model``: ready a built model for example inputs (few-shot fit)
     postprocess: str | None = None  #: ``fn(card, output)``: raw output -> predictions; bench times it apart
     write_predictions: str | None = None  #: ``fn(predictions, path) -> Path`` in the field's format
     demo_data: str | None = None  #: ``fn(root, **kwargs) -> Path``: a small generated dataset
@@ -111,7 +115,7 @@ class Task:
             raise ValueError(f"task {self.name!r}: more than one primary metric")
         if self.options is not None and not dataclasses.is_dataclass(self.options):
             raise ValueError(f"task {self.name!r}: options must be a dataclass, got {self.options!r}")
-        for ref_name in ("evaluate", "example_inputs", "check_output", "protocol", "postprocess", "write_predictions",
+        for ref_name in ("evaluate", "example_inputs", "check_output", "protocol", "prepare", "postprocess", "write_predictions",
                          "demo_data"):
             ref = getattr(self, ref_name)
             if ref is not None and ref != "" and (not isinstance(ref, str) or ":" not in ref):

@@ -292,3 +292,24 @@ def test_shifted_masks_are_a_control_the_pixel_metrics_fail(catalog, demo, tmp_p
     assert right["pixel_auroc"] > 95 and right["pixel_aupro"] > 90
     assert 30 < wrong["pixel_auroc"] < 70 and wrong["pixel_aupro"] < 40, wrong
     assert wrong["image_auroc"] == right["image_auroc"] == 100.0
+
+
+def test_bench_and_the_kit_fit_a_few_shot_model_first(catalog):
+    """Task.prepare: a few-shot model raises when scored before fit(); bench, MACs and the kit fit it
+    on generated references first (untimed), a zero-shot one is left as built."""
+    from zoo.devkit import kit
+    from zoo.measure import bench
+    from zoo.models import build
+    from zoo_anomaly.evaluate import PREPARE_SHOTS
+
+    model = build.create_model("anomtoy-fs")
+    assert bench.prepare(lookup.get_card("anomtoy-fs"), model) is model and model.fits == 1
+    assert tuple(model.reference.shape) == (3,)
+    zero_shot = build.create_model("anomtoy-zs")
+    assert bench.prepare(lookup.get_card("anomtoy-zs"), zero_shot) is zero_shot and zero_shot.fits == 0
+    result = bench.benchmark("anomtoy-fs", device="cpu", batch_size=2, warmup=0, repeats=1, latency_repeats=1)
+    assert result["throughput_img_s"] > 0 and result["macs"] == 0  # counted (no conv): the forward ran after a fit
+    report = kit.check_plugin("anomtoy")
+    outputs = {f.subject: f for f in report.findings if f.check == "output"}
+    assert outputs["anomtoy-fs"].ok, outputs["anomtoy-fs"]
+    assert PREPARE_SHOTS >= 1

@@ -78,6 +78,27 @@ def example_inputs(card: Any, batch_size: int) -> torch.Tensor:
     return torch.randn(batch_size, 3, height, width)
 
 
+PREPARE_SHOTS = 2  # generated normal references a few-shot model fits on before bench/kit run it
+
+
+def prepare(card: Any, model: torch.nn.Module) -> torch.nn.Module:
+    """A few-shot card's model fitted on ``PREPARE_SHOTS`` generated references, seeded, so ``zoo bench``
+    and the plugin kit can run it; a card whose default protocol is zero-shot gets its model as built."""
+    fit = getattr(model, "fit", None)
+    if not callable(fit) or card_fields(card)["protocols"][0] != "few-shot":  # as eval's default protocol
+        return model
+    try:
+        device = next(model.parameters()).device
+    except StopIteration:
+        device = torch.device("cpu")
+    generator = torch.Generator().manual_seed(0)
+    height, width = input_size(card_fields(card)["preprocess"])
+    reference = torch.randn(PREPARE_SHOTS, 3, height, width, generator=generator).to(device)
+    with torch.no_grad():
+        fit(reference)
+    return model
+
+
 def smooth(maps: torch.Tensor, size: list[int], sigma: float) -> np.ndarray:
     """Maps ``(B, h, w)`` -> float32 ``(B, H, W)`` at ``size``: bilinear upsampling, then a Gaussian per map."""
     from scipy.ndimage import gaussian_filter

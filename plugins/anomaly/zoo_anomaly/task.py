@@ -357,6 +357,7 @@ TASK = Task(
     },
     evaluate="zoo_anomaly.evaluate:evaluate",
     example_inputs="zoo_anomaly.evaluate:example_inputs",
+    prepare="zoo_anomaly.evaluate:prepare",
     check_output="zoo_anomaly.evaluate:check_output",
     protocol="zoo_anomaly.task:protocol",
     write_predictions="zoo_anomaly.evaluate:write_predictions",

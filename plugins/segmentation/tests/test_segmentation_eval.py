@@ -143,6 +143,13 @@ def test_bad_inputs_are_one_line_exit_2(catalog, tmp_path):
     err = failing("segment", "segfake-colour", str(tmp_path / "file"), "--no-pretrained", "--out", str(tmp_path))
     assert err == f"Error: {tmp_path / 'file'}: not an image OpenCV can read"
     assert not (tmp_path / "masks").exists()  # nothing written before every input is checked
+    (tmp_path / "two").mkdir()
+    first = demo / "images" / "validation" / "ADE_val_00000001.jpg"
+    (tmp_path / "two" / "ADE_val_00000001.png").write_bytes(first.read_bytes())
+    err = failing("segment", "segfake-colour", str(first), str(tmp_path / "two" / "ADE_val_00000001.png"),
+                  "--no-pretrained", "--out", str(tmp_path / "o"))
+    assert "same file name stem as" in err and not (tmp_path / "o").exists()
+    assert failing("segment", "segfake-colour", "--no-pretrained") == "Error: zoo segment: give at least one IMAGE"
     err = failing("segment", "segfake-colour", str(demo / "images" / "validation" / "ADE_val_00000001.jpg"),
                   "--out", str(tmp_path / "file"), "--no-pretrained")
     assert "'--out'" in err and "is a file" in err

@@ -283,8 +283,10 @@ def test_seg_folder_pairs_by_stem_and_reads_the_class_list(tmp_path):
     ("spec", "seg-folder: expected IMAGES,MASKS"),
     ("no-dir", "seg-folder: mask folder"),
     ("empty", "no images (.jpg"),
+    ("huge-classes", "classes.txt: 1048577 bytes, over the 1048576 a class list may have"),
+    ("huge-image", "a.jpg: Image size (48 pixels) exceeds limit of 20 pixels"),
 ])
-def test_seg_folder_attacks_are_one_located_line(tmp_path, attack, message):
+def test_seg_folder_attacks_are_one_located_line(tmp_path, monkeypatch, attack, message):
     from PIL import Image
 
     _pair(tmp_path, "a")
@@ -316,6 +318,10 @@ def test_seg_folder_attacks_are_one_located_line(tmp_path, attack, message):
         spec = str(img)
     elif attack == "no-dir":
         spec = f"{img},{tmp_path / 'nope'}"
+    elif attack == "huge-classes":
+        (ann / "classes.txt").write_text("x" * (1 << 20) + "\n")
+    elif attack == "huge-image":  # a decompression bomb: over twice Pillow's pixel limit
+        monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)
     elif attack == "empty":
         (tmp_path / "e1").mkdir()
         (tmp_path / "e2").mkdir()

@@ -297,10 +297,11 @@ def test_shifted_masks_are_a_control_the_pixel_metrics_fail(catalog, demo, tmp_p
 def test_bench_and_the_kit_fit_a_few_shot_model_first(catalog):
     """Task.prepare: a few-shot model raises when scored before fit(); bench, MACs and the kit fit it
     on generated references first (untimed), a zero-shot one is left as built."""
+    from zoo_anomaly.evaluate import PREPARE_SHOTS
+
     from zoo.devkit import kit
     from zoo.measure import bench
     from zoo.models import build
-    from zoo_anomaly.evaluate import PREPARE_SHOTS
 
     model = build.create_model("anomtoy-fs")
     assert bench.prepare(lookup.get_card("anomtoy-fs"), model) is model and model.fits == 1

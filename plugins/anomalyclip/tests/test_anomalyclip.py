@@ -286,6 +286,39 @@ def test_prompt_checkpoint_without_backbone_is_one_line(base, tmp_path, monkeypa
         create_model("anomalyclip-visa", checkpoint=str(bad), **TINY, **TINY_RUN)
 
 
+def test_bad_backbone_or_prompts_are_one_line_and_cache_nothing(base, tmp_path, monkeypatch):
+    """A corrupted backbone download, timm's image-only file in its place, and prompts of another size:
+    each stops with one line naming the problem, and no cache entry is written for the AnomalyCLIP card."""
+    from zoo.weights import cache
+
+    backbone, prompts = _split(base)
+    path = tmp_path / "epoch_15.pth"
+    torch.save({"prompt_learner": prompts}, path)
+    timm_layout = {"patch_embed.proj.weight": torch.zeros(2, 3, 14, 14), "blocks.0.norm1.weight": torch.ones(2)}
+    for i, (body, behaviour, needles) in enumerate((
+        (save(backbone), {"corrupt": True}, ("clip-vit-l-14-336-openai", "sha256 mismatch")),
+        (save(timm_layout), {}, ("timm's image-tower-only layout", "open_clip_model.safetensors")),
+    )):
+        monkeypatch.setenv("HF_HOME", str(tmp_path / f"hf{i}"))  # one Hub commit never changes: a new cache
+        with HubServer() as hub:
+            hub.add_hub(BACKBONE_REPO, BACKBONE_FILE, body, **behaviour)
+            monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+            with pytest.raises(ZooError) as info:
+                create_model("anomalyclip-visa", pretrained=False, checkpoint=str(path), **TINY, **TINY_RUN)
+        text = str(info.value)
+        assert "\n" not in text and all(n in text for n in needles), text
+    assert cache.find(lookup.get_card("anomalyclip-visa")) is None
+    other = {**prompts, "ctx_pos": torch.zeros(1, 1, 8, 128)}  # prompts of an n_ctx 8 learner
+    torch.save({"prompt_learner": other}, path)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-good"))
+    with HubServer() as hub:
+        hub.add_hub(BACKBONE_REPO, BACKBONE_FILE, save(backbone))
+        monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+        with pytest.raises(ZooError, match=r"shape differences: prompt_learner.ctx_pos \(1, 1, 8, 128\)") as info:
+            create_model("anomalyclip-visa", checkpoint=str(path), **TINY, **TINY_RUN)
+    assert "\n" not in str(info.value)
+
+
 # -- cards ---------------------------------------------------------------------------------------------------
 
 

@@ -129,7 +129,7 @@ def test_bad_inputs_are_one_line_exit_2(catalog, tmp_path):
                   str(tmp_path / "file"), *EVAL)
     assert "--save-masks" in err and "is not a directory" in err
     err = failing("eval", "segfake-colour-3", "--dataset", "ade20k", "--data-dir", str(demo), *EVAL)
-    assert "150 classes, but model 'segfake-colour-3' predicts 3" in err
+    assert err == "Error: ade20k has 150 classes, but model 'segfake-colour-3' predicts 3 (num_classes on its card)"
     blocked = tmp_path / "blocked"
     blocked.mkdir()
     (blocked / "masks").write_text("a file where the masks folder goes")

@@ -105,7 +105,7 @@ def class_names(card: Any, dataset: SegSet | None, num_classes: int) -> list[str
     return list(names)
 
 
-def make_forward(model: torch.nn.Module, card: Any, runtime: Runtime, device: torch.device):  # noqa: ANN201
+def make_forward(model: torch.nn.Module, card: Any, runtime: Runtime, device: torch.device) -> inference.Forward:
     """``x -> logits`` under the runtime's precision, with the output checked."""
     def forward(x: torch.Tensor) -> torch.Tensor:
         if runtime.channels_last:

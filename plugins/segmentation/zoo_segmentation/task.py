@@ -209,6 +209,10 @@ def protocol(card: Any, dataset: str, options: SegmentationOptions | None) -> di
     """What a measurement depends on: ``ss`` or ``ms``, normalisation, the test pipeline, the
     multi-scale settings (``ms`` runs only) and the label encoding."""
     parsed = settings(card)
+    classes = getattr(card, "num_classes", None) or 150
+    if dataset == "ade20k" and classes != 150:  # said before the model is built (and downloaded)
+        raise ValueError(f"ade20k has 150 classes, but model {getattr(card, 'name', '?')!r} predicts {classes} "
+                         "(num_classes on its card)")
     ms = bool(options is not None and options.ms)
     if options is not None:
         check_save_masks(options.save_masks)

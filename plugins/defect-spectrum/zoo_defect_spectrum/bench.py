@@ -1,0 +1,122 @@
+"""Time every model of Defect Spectrum's table on this machine, beside the paper's RTX 3090 column.
+
+Absolute milliseconds cannot match (another device, and the paper states neither resolution nor
+precision); the ranking can, so the result carries Spearman's rank correlation between the table's
+column and the measured medians. Timing is ``zoo bench``'s own loop
+(:func:`zoo.measure.bench.measure_speed`: random-init model in eval mode, ``randn`` input, warm-up
+steps, per-step synchronised clock, median and p90 at batch 1); only the input size is chosen here
+(default: the cards' 512 x 512), so a quick look at a smaller size is possible.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from zoo.errors import UserError
+from zoo_defect_spectrum.table import DEVICE, Row, spearman, table_cards
+
+MAX_SIZE = 2048
+STRIDE = 32  #: every model's total stride (UNet, Mask2Former and the smp encoders need a multiple of 32)
+
+
+def check_settings(size: int, warmup: int, repeats: int, threads: int | None) -> None:
+    """One ``UserError`` line per bad setting, before anything is built."""
+    def integer(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    if not integer(size) or not STRIDE <= size <= MAX_SIZE or size % STRIDE:
+        raise UserError(f"--size {size!r}: expected a multiple of {STRIDE} in {STRIDE}..{MAX_SIZE} "
+                        "(the models' total stride)")
+    if not integer(warmup) or warmup < 0:
+        raise UserError(f"--warmup {warmup!r}: expected a non-negative integer")
+    if not integer(repeats) or repeats < 1:
+        raise UserError(f"--repeats {repeats!r}: expected a positive integer")
+    if threads is not None and (not integer(threads) or threads < 1):
+        raise UserError(f"--threads {threads!r}: expected a positive integer")
+
+
+def select(names: Sequence[str] | None) -> list[tuple[str, float]]:
+    """The table's ``(card, ms)`` rows from the installed cards, or the named subset (in the table's order)."""
+    from zoo.registry import lookup
+
+    rows = table_cards(lookup.catalog().cards.values())
+    if not rows:
+        raise UserError(f"no card of paper 'defect-spectrum' reports a latency on {DEVICE}: is the plugin installed?")
+    if not names:
+        return rows
+    known = {name for name, _ in rows}
+    for name in names:
+        if name not in known:
+            raise UserError(f"--model {name}: not a model of Defect Spectrum's table (its models: "
+                            f"{', '.join(n for n, _ in rows)})")
+    if len(set(names)) < 2:
+        raise UserError("--model: give at least two different models (a rank correlation needs two)")
+    return [row for row in rows if row[0] in set(names)]
+
+
+def measure_table(names: Sequence[str] | None = None, *, device: str = "cpu", size: int = 512, warmup: int = 3,
+                  repeats: int = 10, threads: int | None = None,
+                  progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Batch-1 latency of each table model at ``size`` x ``size`` on ``device``, and Spearman's rho.
+
+    :returns: a JSON-able dict: ``rows`` (model, table_ms, median_ms, p90_ms, params_m), ``spearman``,
+        the setup (device, size, threads, torch, load average before and after).
+    """
+    import torch
+
+    from zoo.measure import bench
+    from zoo.models import build
+
+    check_settings(size, warmup, repeats, threads)
+    chosen = select(names)
+    dev = bench.resolve_device(device)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    started = time.perf_counter()
+    rows = []
+    for name, table_ms in chosen:
+        model = build.create_model(name).to(dev)
+        run = bench.measure_speed(model, (3, size, size), 1, dev, warmup=warmup, repeats=repeats)
+        row = Row(name=name, table_ms=table_ms, median_ms=1000 * run["median_s"], p90_ms=1000 * run["p90_s"],
+                  params_m=bench.count_params(model) / 1e6)
+        rows.append(row)
+        del model
+        if progress is not None:
+            progress(f"{name}: table {table_ms:g} ms, here {row.median_ms:.2f} ms")
+    return {
+        "paper": "defect-spectrum",
+        "table_device": DEVICE,
+        "device": bench.device_name(dev),
+        "input_size": [3, size, size],
+        "batch_size": 1,
+        "precision": "fp32",
+        "warmup": warmup,
+        "repeats": repeats,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "load_avg_before": load_before,
+        "load_avg_after": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "seconds": round(time.perf_counter() - started, 1),
+        "rows": [vars(r) for r in rows],
+        "spearman": _finite(spearman([r.table_ms for r in rows], [r.median_ms for r in rows])),
+    }
+
+
+def _finite(value: float) -> float | None:
+    """None for NaN (a constant column): JSON has no NaN."""
+    return None if math.isnan(value) else value
+
+
+def setup_line(result: dict[str, Any]) -> str:
+    """One line saying what was timed, where, and how loaded the machine was."""
+    load = result.get("load_avg_before"), result.get("load_avg_after")
+    text = (f"Batch-1 latency, random weights, fp32, {result['input_size'][1]}x{result['input_size'][2]}, "
+            f"{result['device']}, torch {result['torch']}, {result['warmup']} warm-up + {result['repeats']} timed steps")
+    if None not in load:
+        text += f"; load average {load[0]:.1f} before, {load[1]:.1f} after"
+    return text

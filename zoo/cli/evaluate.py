@@ -22,11 +22,12 @@ def _fmt(value: Any, digits: int = 2, signed: bool = False) -> str:
 
 
 def _metric_columns(result: dict[str, Any], task: Task | None) -> list[tuple[str, str]]:
-    """(name, title) of the task's metrics the result holds; a zoo 0.1 task declares none: its
+    """(name, title) of the task's metrics the result measured; a zoo 0.1 task declares none: its
     numeric keys named like metrics are unknown, so only the declared ones are shown."""
     if task is None:
         return []
-    return [(m.name, m.title) for m in task.metrics if m.name in result]
+    # a metric the run could not measure (box AP of a mask-only model) is left out, not printed as "-"
+    return [(m.name, m.title) for m in task.metrics if result.get(m.name) is not None]
 
 
 def _pivot(parts: list[dict[str, Any]], primary: str) -> tuple[str, str, list[list[str]], list[str]] | None:

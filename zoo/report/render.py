@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from zoo.registry.cards import Card, Figure, Paper
+from zoo.registry.cards import Card, Figure, Paper, Preprocess
 
 
 def to_jsonable(value: Any) -> Any:
@@ -103,10 +103,13 @@ def card_page(card: Card, paper: Paper, installed: bool, license: str | None) ->
          f"builder   {card.plugin}:{card.builder}" + (f"   patch {card.patch}" if card.patch else "")),
         f"input     {'x'.join(map(str, card.input_size)) if card.input_size else '-'}, "
         f"{card.num_classes if card.num_classes is not None else 'no'} classes",
-        f"preproc   resize {resize_size(card) or '-'} ({pre.interpolation}, crop_pct {pre.crop_pct}, {pre.crop_mode}), "
-        f"crop {'x'.join(map(str, card.input_size[1:])) if card.input_size else '-'}",
-        f"          mean {list(pre.mean)}  std {list(pre.std)}",
     ]
+    if card.task == "image-classification" or pre != Preprocess():  # other tasks write theirs in their own fields
+        lines += [
+            f"preproc   resize {resize_size(card) or '-'} ({pre.interpolation}, crop_pct {pre.crop_pct}, "
+            f"{pre.crop_mode}), crop {'x'.join(map(str, card.input_size[1:])) if card.input_size else '-'}",
+            f"          mean {list(pre.mean)}  std {list(pre.std)}",
+        ]
     for key, value in card.fields.items():  # task-owned fields (as written when the task is not installed)
         lines.append(f"{key:<9} {value}")
     if card.weights:

@@ -44,6 +44,8 @@ def _installed_cards() -> list[str]:
     cat = catalog()
     names = []
     for name, card in sorted(cat.cards.items()):
+        if card.card_only:  # nothing to build: its claims are cited only
+            continue
         try:
             cat.require_installed(card)
         except zoo.errors.ZooError:

@@ -95,6 +95,27 @@ def test_state_dict_equals_official_manifest():
     assert backbone == MANIFEST["model"]
 
 
+def test_clip_image_tower_equals_timm(base):
+    """The backbone card's model (CLIP's image embedding, ln_post(class token) @ proj) equals timm's CLIP
+    ViT given the same weights through timm's own OpenAI-CLIP key conversion: an independent implementation."""
+    from timm.models.vision_transformer import VisionTransformer, _convert_openai_clip
+    from zoo_anomalyclip.clip import CLIP
+
+    clip = CLIP(**TINY).eval()
+    visual = {f"visual.{k}": v for k, v in base.visual.state_dict().items()}
+    clip.visual.load_state_dict(base.visual.state_dict(), strict=True)
+    ref = VisionTransformer(img_size=42, patch_size=14, embed_dim=128, depth=3, num_heads=2, pre_norm=True,
+                            norm_layer=torch.nn.LayerNorm, act_layer="quick_gelu", num_classes=64,
+                            global_pool="token").eval()
+    ref.load_state_dict(_convert_openai_clip(visual, ref), strict=True)
+    images = formula_images(2, 42)
+    with torch.no_grad():
+        ours, theirs = clip.visual(images), ref(images)
+        embedding = clip(images)
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=0)
+    torch.testing.assert_close(embedding, torch.nn.functional.normalize(theirs, dim=-1), atol=1e-6, rtol=0)
+
+
 def test_prompt_tokens_are_the_official_ids():
     """The official tokenizer's ids of "X X ... X object." / "... damaged object." (12 X, read from the code)."""
     tokens = prompt_tokens(12)

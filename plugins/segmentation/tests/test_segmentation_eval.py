@@ -91,6 +91,7 @@ def test_eval_save_masks_self_labelled_ms_results_verify_and_segment(catalog, tm
     ms = zoo("eval", "segfake-colour", "--dataset", "ade20k", "--data-dir", str(demo), "--ms", "--limit", "2", *EVAL)
     assert ms["protocol"] == "ms" and ms["miou"] > 95.0
     assert ms["reported_miou"] is None and ms["delta_miou"] is None  # the card's figure is single-scale
+    assert ms["ms_flip"] == {"miou": ms["miou"], "macc": ms["macc"], "aacc": ms["aacc"]} and "ms_flip" not in ss
 
     records = zoo("results", "--model", "segfake-colour", "--json")
     assert [(r["protocol"], r["miou"]) for r in records if r["dataset"] == "ade20k"] == [("ss", 100.0), ("ms", ms["miou"])]

@@ -29,6 +29,8 @@ from zoo_segmentation.task import check_save_masks, settings
 if TYPE_CHECKING:
     from zoo_segmentation.datasets import SegSet
 
+MS_TABLE = "ms_flip"  #: the result's (and a card's reported) table of the multi-scale + flip figures
+
 
 def read_label(path: str) -> np.ndarray:
     """A label PNG's values as stored (``mmcv.imread(flag='unchanged', backend='pillow')``)."""
@@ -192,6 +194,8 @@ def evaluate(model: torch.nn.Module, card: Any, dataset: SegSet, options: Any = 
         raise DataError(f"{dataset.label or dataset.name}: no image/mask pair could be read")
     out: dict[str, Any] = {"images": scored, "decoded": decoded, "bad_images": bad, "protocol": "ms" if ms else "ss"}
     out.update(summarize(total, names))
+    if ms:  # where a card's multi-scale figures are: reported.<dataset>.ms_flip.<metric> (see docs/segmentation.md)
+        out[MS_TABLE] = {key: out[key] for key in ("miou", "macc", "aacc")}
     out.update({
         "label_encoding": {"reduce_zero_label": reduce, "ignore_index": ignore},
         "seconds": round(elapsed, 3),

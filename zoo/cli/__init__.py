@@ -46,6 +46,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "verify": "zoo.cli.claims:verify_command",
     "plot": "zoo.cli.claims:plot_command",
     "compare": "zoo.cli.claims:compare_command",
+    "report": "zoo.cli.report:report_command",
 }
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C

@@ -229,13 +229,14 @@ def collect(results_file: str | Path | None = None, bench_file: str | Path | Non
     for card in cards:
         installed = cat.installed(card)
         bench = bench_by_model.get(card.name.lower(), [])
-        try:
-            claims = judge(card, runs, bench, installed)
+        own = by_model.get(card.name.lower(), [])
+        try:  # verify judges from the card's own runs (Runs.on scans them all: one pass per card, not per claim)
+            claims = judge(card, verify.Runs.of(own, skipped, results_path_), bench, installed)
         except ZooError as exc:  # a plugin's protocol failed: shown on the card's row, the others go on
             claims = [Claim("claims", None, None, "", "error", note=first_line(exc))]
         models.append(ModelEntry(card=card, paper=cat.paper_of(card), installed=installed,
                                  license=cat.license_of(card), slug=slug(card.name), claims=claims,
-                                 runs=by_model.get(card.name.lower(), []), bench=bench,
+                                 runs=own, bench=bench,
                                  headline=headline(card, claims), paper_slug=slug(card.paper)))
     orphans = [row for row in runs.rows if row.model.lower() not in known]
     used = {m.card.paper for m in models}

@@ -30,6 +30,8 @@ demo: $(STAMP)
 	$(ZOO) eval $(DEMO_MODEL) --dataset folder:$(DEMO_DATA) --no-pretrained --batch-size 16 --workers 2
 	$(ZOO) bench $(DEMO_MODEL) --device cpu --batch-size 16 --warmup 2 --repeats 5 --no-record
 	$(ZOO) verify $(DEMO_MODEL)
+	$(ZOO) report -o .demo/report
+	@echo "== the report of these runs: open .demo/report/index.html in a browser (works offline)"
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import click
 
@@ -36,4 +37,4 @@ def report_command(output: str, results_file: str | None, bench_file: str | None
         click.echo(skipped_note(summary["skipped"], summary["results_path"]), err=True)
     click.echo(f"wrote {summary['models']} model page(s), {summary['papers']} paper page(s) from "
                f"{summary['runs']} run(s) and {summary['bench']} bench record(s) in {time.perf_counter() - start:.1f} s")
-    click.echo(f"open {summary['index']}")
+    click.echo(f"open {Path(summary['index']).resolve().as_uri()}")

@@ -22,16 +22,25 @@ SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "x", "star", "
 _BENCH_KEYS = {"params": "params_m", "gmacs": "gmacs", "throughput": "throughput_img_s", "latency": "latency_ms"}
 
 
+#: Kelly's 22 colours of maximum contrast, less white and black (Kelly 1965; Green-Armytage 2010)
+KELLY = ("#f3c300", "#875692", "#f38400", "#a1caf1", "#be0032", "#c2b280", "#848482", "#008856", "#e68fac",
+         "#0067a5", "#f99379", "#604e97", "#f6a600", "#b3446c", "#dcd300", "#882d17", "#8db600", "#654522",
+         "#e25822", "#2b3d26")
+
+
 def palette(keys: list[str]) -> dict[str, dict[str, str]]:
-    """A colour and a marker per key, in the given order: hues a golden angle apart (never repeating),
-    two lightness and saturation levels alternating so neighbours differ, markers cycled apart from hue."""
+    """A colour and a marker per key, in the given order: Kelly's 20 contrasting colours first, then
+    hues a golden angle apart (never repeating), markers cycled on a period (12) prime to neither,
+    so no two keys share a colour, and neighbours differ in marker too."""
     out = {}
     for i, key in enumerate(keys):
-        hue = (i * 0.618033988749895) % 1.0
-        light, sat = (0.42, 0.75) if i % 2 == 0 else (0.55, 0.55)
-        r, g, b = colorsys.hls_to_rgb(hue, light, sat)
-        out[key] = {"color": f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}",
-                    "symbol": SYMBOLS[i % len(SYMBOLS)]}
+        if i < len(KELLY):
+            color = KELLY[i]
+        else:
+            hue = (i * 0.618033988749895) % 1.0
+            r, g, b = colorsys.hls_to_rgb(hue, 0.42 if i % 2 else 0.55, 0.7)
+            color = f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
+        out[key] = {"color": color, "symbol": SYMBOLS[i % len(SYMBOLS)]}
     return out
 
 

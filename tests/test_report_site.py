@@ -316,3 +316,26 @@ def test_slug_is_a_safe_distinct_file_name() -> None:
     assert slug("efficientmod-xxs") == "efficientmod-xxs"
     assert slug("a/b") != slug("a_b") and "/" not in slug("../../etc/passwd")
     assert slug("<script>").startswith("script-")
+
+
+def _bench(device: str, batch: int, throughput: float, precision: str = "fp32") -> Result:
+    return Result(model="fastervit-0", dataset="synthetic", kind="bench", device=device, precision=precision,
+                  metrics={"params_m": 31.4, "gmacs": 3.3, "throughput_img_s": throughput},
+                  details={"batch_size": batch})
+
+
+@pytest.mark.parametrize("record, status, note", [
+    (_bench("NVIDIA A100-SXM4-80GB", 128, 5700.0), "holds", ""),  # the paper's 5802 img/s, within 10 %
+    (_bench("NVIDIA A100-SXM4-80GB", 128, 4000.0), "off", ""),
+    (_bench("NVIDIA A100-SXM4-80GB", 64, 5700.0), "not measured", "batch 64, the claim batch 128"),
+    (_bench("NVIDIA A100-SXM4-80GB", 128, 9000.0, "bf16"), "not measured", "ran bf16, the claim fp32"),
+    (_bench("Test CPU", 128, 5700.0), "not measurable", "paper used A100"),
+    (None, "not measured", "no bench record: zoo bench fastervit-0"),
+])
+def test_speed_claims_are_judged_by_verify_with_the_bench_record(record: Result | None, status: str,
+                                                                 note: str) -> None:
+    from zoo.report.site.collect import speed_claims
+
+    (claim,) = [c for c in speed_claims(lookup.get_card("fastervit-0"), record) if c.claim == "throughput"]
+    assert claim.status == status and note in claim.note
+    assert claim.measured == (record.metrics["throughput_img_s"] if status in ("holds", "off") else None)

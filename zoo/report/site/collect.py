@@ -107,14 +107,22 @@ def slug(name: str) -> str:
 
 
 def latest_bench(card: Card, bench: list[Result]) -> Result | None:
-    """The latest bench record of the card's own model (no extra --patch, no --checkpoint)."""
+    """The latest bench record of the card's own model (no extra --patch; weights change neither the
+    counts nor the speed, so a --checkpoint record counts)."""
     own = [r for r in bench if not r.patch]
     return own[-1] if own else None
+
+
+# how cards write a speed claim's precision -> how zoo bench records it (verify's _speed_measurer reads them alike)
+_PRECISIONS = {"fp32": "fp32", "float32": "fp32", "fp16": "fp16", "float16": "fp16", "amp": "fp16", "bf16": "bf16"}
 
 
 def _measurer(record: Result) -> Any:
     def measure(kind: str, spec: Mapping[str, Any]) -> float:
         batch = spec.get("batch_size")
+        precision = _PRECISIONS.get(str(spec.get("precision") or "fp32"), str(spec.get("precision")))
+        if record.precision != precision:
+            raise _NoRecord(f"the bench record ran {record.precision}, the claim {precision}")
         value: Any
         if kind == "throughput":
             if batch is not None and record.details.get("batch_size") != batch:

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from zoo_vit_adapter.msda import MSDeformAttn
+from zoo_vit_adapter.vit import DropPath
 
 __all__ = ["ConvFFN", "Extractor", "Injector", "InteractionBlock", "SpatialPriorModule", "deform_inputs",
            "reference_points"]
@@ -135,8 +136,6 @@ class Extractor(nn.Module):
     def __init__(self, dim: int, num_heads: int, n_points: int, deform_ratio: float = 1.0,
                  cffn_ratio: float = 0.25, drop_path: float = 0.0) -> None:
         super().__init__()
-        from timm.layers import DropPath
-
         self.query_norm = _ln(dim)
         self.feat_norm = _ln(dim)
         self.attn = MSDeformAttn(dim, 1, num_heads, n_points, deform_ratio)

@@ -15,7 +15,35 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Attention", "Block", "PatchEmbed", "resize_pos_embed"]
+__all__ = ["Attention", "Block", "DropPath", "Mlp", "PatchEmbed", "resize_pos_embed"]
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: in training, zero a sample's residual branch with probability ``p`` (rescaled)."""
+
+    def __init__(self, p: float = 0.0) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+
+class Mlp(nn.Module):
+    """timm's ``Mlp`` as the official blocks use it: fc1 -> GELU -> fc2 (keys ``fc1``, ``fc2``)."""
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
 
 
 class PatchEmbed(nn.Module):
@@ -52,13 +80,11 @@ class Block(nn.Module):
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, drop_path: float = 0.0) -> None:
         super().__init__()
-        from timm.layers import DropPath, Mlp
-
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
         self.attn = Attention(dim, num_heads)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.mlp = Mlp(in_features=dim, hidden_features=int(dim * mlp_ratio), act_layer=nn.GELU)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
         self.gamma1 = nn.Parameter(torch.ones(dim))
         self.gamma2 = nn.Parameter(torch.ones(dim))
 

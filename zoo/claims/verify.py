@@ -245,9 +245,11 @@ def task_of(card: Card) -> tuple[str, Task] | None:
     return lookup.tasks().get(card.task)
 
 
-def claim_protocol(card: Card, dataset: str, task: tuple[str, Task] | None = None) -> dict[str, Any]:
+def claim_protocol(card: Card, dataset: str, task: tuple[str, Task] | None = None,
+                   table: str | None = None) -> dict[str, Any]:
     """The protocol the card's figures on ``dataset`` were measured with: the task's
-    ``protocol(card, dataset, None)`` ({} for a task without one), as plain JSON data.
+    ``protocol(card, dataset, None)`` ({} for a task without one), as plain JSON data; for the figures
+    of a reported ``table`` the task names in ``claim_options``, with those options (``--ms``).
 
     :raises ZooError: the task is not installed, or its protocol cannot be imported, raises or is no mapping.
     """
@@ -263,7 +265,8 @@ def claim_protocol(card: Card, dataset: str, task: tuple[str, Task] | None = Non
         return {}
     fn = resolve(spec.protocol, plugin)
     try:
-        protocol = fn(card, dataset, None)
+        options = spec.make_options(spec.claim_options[table]) if table is not None else None
+        protocol = fn(card, dataset, options)
     except Exception as exc:  # a plugin's bug: one line, charged to the plugin
         raise PluginError(plugin, f"protocol of task {spec.name!r} failed for {card.name} on {dataset}: "
                                   f"{type(exc).__name__}: {first_line(exc)}") from None
@@ -381,7 +384,7 @@ def check_metrics(card: Card, runs: Runs | None = None, task: tuple[str, Task] |
         return []
     entry = task if task is not None else task_of(card)
     out: list[Claim] = []
-    protocols: dict[str, dict[str, Any] | ZooError] = {}
+    protocols: dict[tuple[str, str | None], dict[str, Any] | ZooError] = {}
     precision = claim_precision(card)
     for name, dataset, metric_name, reported in figures:
         if entry is None:
@@ -395,12 +398,13 @@ def check_metrics(card: Card, runs: Runs | None = None, task: tuple[str, Task] |
             out.append(Claim(name, reported, None, "", "error",
                              note=f"task {spec.name} has no metric {metric_name!r} (its metrics: {known})"))
             continue
-        if dataset not in protocols:
+        key = (dataset, spec.claim_table(name, dataset))  # an ms_flip figure is judged by --ms runs
+        if key not in protocols:
             try:
-                protocols[dataset] = claim_protocol(card, dataset, entry)
+                protocols[key] = claim_protocol(card, dataset, entry, key[1])
             except ZooError as exc:
-                protocols[dataset] = exc
-        protocol = protocols[dataset]
+                protocols[key] = exc
+        protocol = protocols[key]
         if isinstance(protocol, ZooError):
             out.append(Claim(name, reported, None, metric.unit, "error", note=first_line(protocol)))
             continue

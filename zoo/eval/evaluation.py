@@ -306,11 +306,17 @@ def claims(plan: Plan, metrics: Mapping[str, Any]) -> dict[str, Any]:
     card, task = plan.card, plan.spec
     if card.reported is None or plan.label != plan.dataset or task is None:
         return {}
-    figures = {metric: value for claim, ds, metric, value in card.reported.figures()
-               if ds == plan.dataset and claim == f"{ds}.{metric}"}
-    if not figures:
+    table = None  # the run's protocol picks the figures: the top-level ones, or a claim_options table's
+    for name, options in task.claim_options.items():
+        if plan.protocol == _protocol(task, plan.plugin, card, plan.dataset, task.make_options(options)):
+            table = name
+            break
+    if table is None and plan.protocol != _protocol(task, plan.plugin, card, plan.dataset, None):
         return {}
-    if plan.protocol != _protocol(task, plan.plugin, card, plan.dataset, None):
+    prefix = f"{plan.dataset}.{table}." if table else f"{plan.dataset}."
+    figures = {metric: value for claim, ds, metric, value in card.reported.figures()
+               if ds == plan.dataset and claim == f"{prefix}{metric}"}
+    if not figures:
         return {}
     names = [m.name for m in task.metrics] or [k for k in figures if k in metrics]
     return {name: figures[name] for name in names if name in figures}

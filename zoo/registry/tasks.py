@@ -90,6 +90,7 @@ class Task:
     options: type | None = None  #: a dataclass of task options with defaults; None: no options
     card_fields: Mapping[str, str] = field(default_factory=dict)  #: task-owned card field -> one-line doc
     defaults: Mapping[str, Any] = field(default_factory=dict)  #: common card fields' defaults (input_size, num_classes)
+    claim_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  #: reported table -> options of the runs that test it: ``{"ms_flip": {"ms": True}}``
     evaluate: str = ""  #: ``fn(model, card, dataset, options, runtime) -> dict`` of metrics
     example_inputs: str | None = None  #: ``fn(card, batch_size)``: a batch for bench/kit (default randn)
     check_output: str | None = None  #: ``fn(card, output, batch_size)``: ValueError when the output is wrong
@@ -120,6 +121,11 @@ class Task:
             ref = getattr(self, ref_name)
             if ref is not None and ref != "" and (not isinstance(ref, str) or ":" not in ref):
                 raise ValueError(f"task {self.name!r}: {ref_name} must be 'module:callable', got {ref!r}")
+
+    def claim_table(self, claim: str, dataset: str) -> str | None:
+        """The ``claim_options`` table a claim path (``ade20k.ms_flip.miou``) sits under, or None."""
+        parts = claim[len(dataset) + 1:].split(".")[:-1] if claim.startswith(dataset + ".") else []
+        return next((part for part in parts if part in self.claim_options), None)
 
     def metric(self, name: str) -> Metric | None:
         return next((m for m in self.metrics if m.name == name), None)

@@ -90,7 +90,8 @@ def test_eval_save_masks_self_labelled_ms_results_verify_and_segment(catalog, tm
 
     ms = zoo("eval", "segfake-colour", "--dataset", "ade20k", "--data-dir", str(demo), "--ms", "--limit", "2", *EVAL)
     assert ms["protocol"] == "ms" and ms["miou"] > 95.0
-    assert ms["reported_miou"] is None and ms["delta_miou"] is None  # the card's figure is single-scale
+    # the card's multi-scale figure (reported.ade20k.ms_flip.miou, Task.claim_options) is set beside an --ms run
+    assert ms["reported_miou"] == 92.0 and ms["delta_miou"] == round(ms["miou"] - 92.0, 4)
     assert ms["ms_flip"] == {"miou": ms["miou"], "macc": ms["macc"], "aacc": ms["aacc"]} and "ms_flip" not in ss
 
     records = zoo("results", "--model", "segfake-colour", "--json")
@@ -110,6 +111,10 @@ def test_eval_save_masks_self_labelled_ms_results_verify_and_segment(catalog, tm
     card_protocol = claim_protocol(lookup.get_card("segfake-colour"), "ade20k")
     assert protocol_problem(protocols[0], card_protocol) is None  # the ss run could judge the card's figure
     assert protocol_problem(protocols[1], card_protocol) == "protocol ms, the claim's is ss"  # the ms run never
+    ms_protocol = claim_protocol(lookup.get_card("segfake-colour"), "ade20k", table="ms_flip")
+    assert protocol_problem(protocols[1], ms_protocol) is None  # ... but it can judge the ms_flip figure
+    ms_claim = next(c for c in verified[0]["claims"] if c["claim"] == "ade20k.ms_flip.miou")
+    assert ms_claim["status"] == "not judged" and "random weights" in ms_claim["note"]  # found; weights are random
 
     # zoo segment: the single-scale protocol, the same files as --save-masks
     seg_out = tmp_path / "seg"

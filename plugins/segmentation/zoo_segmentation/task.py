@@ -244,6 +244,7 @@ TASK = Task(
         "classes": "the class names: ade20k or a list, one per class (tables and seg-folder sets without a class list)",
     },
     defaults={"input_size": (3, 512, 512), "num_classes": 150},
+    claim_options={"ms_flip": {"ms": True}},  # reported.<dataset>.ms_flip.<metric>: judged by --ms runs
     evaluate="zoo_segmentation.evaluate:evaluate",
     example_inputs="zoo_segmentation.evaluate:example_inputs",
     check_output="zoo_segmentation.evaluate:check_output",

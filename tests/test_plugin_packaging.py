@@ -17,8 +17,9 @@ DIRS = sorted(p.parent.name for p in PLUGINS.glob("*/pyproject.toml"))
 
 
 def test_every_plugin_folder_is_a_distribution():
-    assert DIRS == ["context-cluster", "detection", "edgevit", "efficientmod", "fastervit", "mobileformer",
-                    "timm-baselines", "tome", "vit-llama", "yolov6"]
+    assert DIRS == ["anomaly", "anomalyclip", "context-cluster", "defect-spectrum", "detection", "edgevit",
+                    "efficientmod", "fastervit", "graphcore", "mask2former", "mobileformer", "segmentation",
+                    "timm-baselines", "tome", "upernet", "vit-adapter", "vit-llama", "yolov6"]
 
 
 @pytest.mark.parametrize("folder", DIRS)

@@ -78,12 +78,12 @@ def render(data: Any, target: Path) -> dict[str, int]:
     """Write every page of ``data`` (a :class:`~zoo.report.site.collect.SiteData`) under ``target``."""
     from zoo import __version__
     from zoo.report.site.charts import chart_data, palette
-    from zoo.report.site.collect import slug
+    from zoo.report.site.collect import paper_slug
     from zoo.report.site.commands import bench_command, claim_command, eval_command
     from zoo.report.site.tables import paper_table
 
     env = environment()
-    paper_slugs = {key: slug(key) for key in data.papers}
+    paper_slugs = {key: paper_slug(key) for key in data.papers}
     common = {
         "version": __version__, "generated": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "n_runs": sum(len(m.runs) for m in data.models) + len(data.orphans),

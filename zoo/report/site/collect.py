@@ -103,6 +103,12 @@ def slug(name: str) -> str:
     return safe
 
 
+def paper_slug(key: str) -> str:
+    """The file name of a paper's page: its slug, except ``index`` (``papers/index.html`` lists the papers)."""
+    name = slug(key)
+    return f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:8]}" if name == "index" else name
+
+
 # -- judging, with verify's functions ------------------------------------------------------------------
 
 
@@ -245,7 +251,7 @@ def collect(results_file: str | Path | None = None, bench_file: str | Path | Non
         models.append(ModelEntry(card=card, paper=cat.paper_of(card), installed=installed,
                                  license=cat.license_of(card), slug=slug(card.name), claims=claims,
                                  runs=own, bench=bench,
-                                 headline=headline(card, claims), paper_slug=slug(card.paper)))
+                                 headline=headline(card, claims), paper_slug=paper_slug(card.paper)))
     orphans = [row for row in runs.rows if row.model.lower() not in known]
     used = {m.card.paper for m in models}
     papers = {key: paper for key, paper in cat.papers.items() if key in used}

@@ -8,12 +8,23 @@ Run outside the repository's test suite, where the official code is, e.g.::
 
 For each variant it builds the official ``Model`` as tools/train.py does (``training_mode``
 'repvgg' unless the config sets one; ``distill_ns`` for N/S, as yolov6/core/engine.py does for
-self-distilled N/S), writes ``tests/data/official_<variant>.json`` (``{key: shape}``), gives every
+self-distilled N/S; never for the P6 models, whose 4-level head build_network refuses to distill),
+writes ``tests/data/official_<variant>.json`` (``{key: shape}``), gives every
 floating tensor of the official model a seeded random value (BN statistics too, running_var
 positive), loads the same state dict strictly into zoo's model and compares the eval outputs on a
 seeded 1x3x320x320 input (float64), unfolded, and after both sides fold (in float32, as the official
 fuse does; compared in float64) (official: ``fuse_model``
 then RepVGG ``switch_to_deploy``; zoo: ``switch_to_deploy``).
+
+Patch needed at 0.4.0 (M6/L6 only): ``build_network`` (yolov6/models/yolo.py) passes
+``stage_block_type`` to every backbone and neck whose type contains "CSP", but
+``CSPBepBackbone_P6.__init__`` and ``CSPRepBiFPANNeck_P6.__init__`` take no such argument, so
+``yolov6m6``/``yolov6l6`` raise ``TypeError: ... unexpected keyword argument 'stage_block_type'``.
+The official files are left untouched: :func:`patch_p6_csp` replaces the two names in
+``yolov6.models.yolo``'s namespace (where ``build_network`` ``eval``s the config's type) with
+subclasses that accept ``stage_block_type`` and drop it after checking it is the default "BepC3"
+(what those classes build anyway). Nothing else changes: module names, and so state-dict keys, are
+the official classes' own.
 """
 
 from __future__ import annotations
@@ -27,7 +38,24 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent / "tests" / "data"
-VARIANTS = ("n", "s", "m", "l")
+VARIANTS = ("n", "s", "m", "l", "n6", "s6", "m6", "l6")
+
+
+def patch_p6_csp() -> None:
+    """Let 0.4.0's build_network build M6/L6 (see the module docstring); idempotent."""
+    import yolov6.models.yolo as yolo
+
+    for name in ("CSPBepBackbone_P6", "CSPRepBiFPANNeck_P6"):
+        base = getattr(yolo, name)
+        if getattr(base, "_zoo_patched", False):
+            continue
+
+        def __init__(self, *args, stage_block_type="BepC3", _base=base, **kwargs):  # noqa: N807
+            if stage_block_type != "BepC3":
+                raise ValueError(f"{_base.__name__} builds BepC3 stages only, got {stage_block_type!r}")
+            _base.__init__(self, *args, **kwargs)
+
+        setattr(yolo, name, type(name, (base,), {"__init__": __init__, "_zoo_patched": True}))
 
 
 def official_model(variant: str):
@@ -37,6 +65,8 @@ def official_model(variant: str):
     cfg = Config.fromfile(str(OFFICIAL / "configs" / f"yolov6{variant}.py"))
     if not hasattr(cfg, "training_mode"):
         cfg.training_mode = "repvgg"
+    if variant in ("m6", "l6"):
+        patch_p6_csp()
     return build_model(cfg, 80, "cpu", fuse_ab=False, distill_ns=variant in ("n", "s"))
 
 
@@ -72,7 +102,7 @@ def main() -> int:
     ok = True
     for v in args.variants:
         off = official_model(v).eval()
-        randomise(off, seed=ord(v))
+        randomise(off, seed=sum(map(ord, v)))  # ord(v) for the one-letter P5 names
         sd = off.state_dict()
         DATA.mkdir(parents=True, exist_ok=True)
         manifest = {k: list(t.shape) for k, t in sd.items()}

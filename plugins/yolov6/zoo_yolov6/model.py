@@ -1,4 +1,5 @@
-"""YOLOv6 v3.0 networks (N/S/M/L at 640), written for zoo in the layout of meituan/YOLOv6 release 0.4.0.
+"""YOLOv6 v3.0 networks (N/S/M/L at 640, N6/S6/M6/L6 at 1280), written for zoo in the layout of
+meituan/YOLOv6 release 0.4.0.
 
 The module tree mirrors the official ``yolov6.models.yolo.Model`` (``backbone``, ``neck``, ``detect``)
 so the official checkpoints (pickled whole models under ``model``) load with ``strict=True``; the
@@ -10,6 +11,12 @@ of 8), efficientrep.py, reppan.py, effidehead.py, heads/effidehead_distill_ns.py
 The released N/S checkpoints are self-distilled and so carry the ``distill_ns`` head (an extra
 ``reg_preds_dist`` branch, unused in eval); M/L use the DFL head (``reg_max`` 16); L is trained
 in ``conv_silu`` mode (plain Conv-BN-SiLU blocks, nothing to re-parameterise but BN).
+
+P6 (configs/yolov6{n6,s6,m6,l6}.py): one more backbone stage (ERBlock_6, stride 64) and a neck with
+three top-down BiFusions (RepBiFPANNeck6 for N6/S6, CSPRepBiFPANNeck_P6 for M6/L6, models/reppan.py)
+feeding a four-level head (strides 8/16/32/64, effidehead.py ``build_effidehead_layer`` with
+``num_layers=4``). N6/S6 are not distilled (plain head, ``reg_max`` 0); M6 uses RepVGG blocks and the
+DFL head, L6 ``conv_silu`` and the DFL head.
 """
 
 from __future__ import annotations
@@ -21,20 +28,39 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["YOLOv6", "yolov6_n", "yolov6_s", "yolov6_m", "yolov6_l", "fold_model", "VARIANTS"]
+__all__ = ["YOLOv6", "yolov6_n", "yolov6_s", "yolov6_m", "yolov6_l", "yolov6_n6", "yolov6_s6", "yolov6_m6",
+           "yolov6_l6", "fold_model", "VARIANTS"]
+
+
+def _fold_bn(weight: torch.Tensor, bias: torch.Tensor | None, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weight and bias of one convolution computing ``bn(conv(x))`` in eval mode (tensors only)."""
+    with torch.no_grad():
+        std = (bn.running_var + bn.eps).sqrt()
+        scale = bn.weight / std
+        bias = bias if bias is not None else torch.zeros_like(bn.running_mean)
+        return weight * scale.reshape(-1, 1, 1, 1), bn.bias + (bias - bn.running_mean) * scale
+
+
+class _FoldedConv2d(nn.Conv2d):
+    """A Conv2d whose weight and bias are set right after construction: no random init to throw away."""
+
+    def reset_parameters(self) -> None:
+        pass
+
+
+def _biased_conv(like: nn.Conv2d, weight: torch.Tensor, bias: torch.Tensor) -> nn.Conv2d:
+    """``like``'s geometry with the given weight and bias (folding stays cheap on big models)."""
+    conv = _FoldedConv2d(like.in_channels, like.out_channels, like.kernel_size, like.stride, like.padding,
+                         like.dilation, like.groups, bias=True, device=weight.device, dtype=weight.dtype)
+    with torch.no_grad():
+        conv.weight.copy_(weight)
+        conv.bias.copy_(bias)
+    return conv
 
 
 def _fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     """One convolution with a bias computing ``bn(conv(x))`` in eval mode."""
-    std = (bn.running_var + bn.eps).sqrt()
-    scale = bn.weight / std
-    fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                      conv.dilation, conv.groups, bias=True).to(conv.weight.device, conv.weight.dtype)
-    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-    with torch.no_grad():
-        fused.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1))
-        fused.bias.copy_(bn.bias + (bias - bn.running_mean) * scale)
-    return fused
+    return _biased_conv(conv, *_fold_bn(conv.weight, conv.bias, bn))
 
 
 class ConvModule(nn.Module):
@@ -96,21 +122,15 @@ class RepVGGBlock(nn.Module):
     def switch_to_deploy(self) -> None:
         if self.rbr_reparam is not None:
             return
-        dense = _fuse_conv_bn(self.rbr_dense.conv, self.rbr_dense.bn)
-        one = _fuse_conv_bn(self.rbr_1x1.conv, self.rbr_1x1.bn)
-        weight = dense.weight + F.pad(one.weight, [1, 1, 1, 1])
-        bias = dense.bias + one.bias
+        dense_w, dense_b = _fold_bn(self.rbr_dense.conv.weight, None, self.rbr_dense.bn)
+        one_w, one_b = _fold_bn(self.rbr_1x1.conv.weight, None, self.rbr_1x1.bn)
+        weight, bias = dense_w + F.pad(one_w, [1, 1, 1, 1]), dense_b + one_b
         if self.rbr_identity is not None:
-            eye = torch.zeros_like(dense.weight)
+            eye = torch.zeros_like(dense_w)
             eye[torch.arange(self.in_channels), torch.arange(self.in_channels), 1, 1] = 1.0
-            ident = nn.Conv2d(self.in_channels, self.in_channels, 3, 1, 1, bias=False).to(eye)
-            ident.weight.data = eye
-            ident = _fuse_conv_bn(ident, self.rbr_identity)
-            weight, bias = weight + ident.weight, bias + ident.bias
-        self.rbr_reparam = nn.Conv2d(self.in_channels, self.out_channels, 3, self.stride, 1, bias=True).to(weight)
-        with torch.no_grad():
-            self.rbr_reparam.weight.copy_(weight)
-            self.rbr_reparam.bias.copy_(bias)
+            ident_w, ident_b = _fold_bn(eye, None, self.rbr_identity)
+            weight, bias = weight + ident_w, bias + ident_b
+        self.rbr_reparam = _biased_conv(self.rbr_dense.conv, weight, bias)
         del self.rbr_dense, self.rbr_1x1, self.rbr_identity
         self.rbr_identity = None
 
@@ -250,25 +270,33 @@ class BiFusion(nn.Module):
 class Variant:
     depth: float
     width: float
-    csp_e: float | None     # None: EfficientRep + RepBiFPANNeck; else CSPBepBackbone + CSPRepBiFPANNeck
+    csp_e: float | None     # None: EfficientRep(6) + RepBiFPANNeck(6); else CSPBepBackbone(_P6) + CSPRepBiFPANNeck(_P6)
     cspsppf: bool
     block: str              # official training_mode: "repvgg" or "conv_silu"
     distill_ns: bool        # the N/S self-distillation head (reg_preds_dist + reg_preds)
     reg_max: int            # 0: plain box regression; 16: DFL
+    p6: bool = False        # four output levels (strides 8..64), the 1280 models
 
 
-VARIANTS: dict[str, Variant] = {  # configs/yolov6{n,s,m,l}.py @ 0.4.0
+VARIANTS: dict[str, Variant] = {  # configs/yolov6{n,s,m,l,n6,s6,m6,l6}.py @ 0.4.0
     "n": Variant(0.33, 0.25, None, True, "repvgg", True, 0),
     "s": Variant(0.33, 0.50, None, True, "repvgg", True, 0),
     "m": Variant(0.60, 0.75, 2 / 3, False, "repvgg", False, 16),
     "l": Variant(1.0, 1.0, 1 / 2, False, "conv_silu", False, 16),
+    "n6": Variant(0.33, 0.25, None, True, "repvgg", False, 0, p6=True),
+    "s6": Variant(0.33, 0.50, None, True, "repvgg", False, 0, p6=True),
+    "m6": Variant(0.60, 0.75, 2 / 3, False, "repvgg", False, 16, p6=True),
+    "l6": Variant(1.0, 1.0, 1 / 2, False, "conv_silu", False, 16, p6=True),
 }
-_BACKBONE_REPEATS, _BACKBONE_CHANNELS = (1, 6, 12, 18, 6), (64, 128, 256, 512, 1024)
-_NECK_REPEATS, _NECK_CHANNELS = (12, 12, 12, 12), (256, 128, 128, 256, 256, 512)
+# (backbone repeats, backbone channels, neck repeats, neck channels) before the depth/width multipliers
+_P5 = ((1, 6, 12, 18, 6), (64, 128, 256, 512, 1024), (12, 12, 12, 12), (256, 128, 128, 256, 256, 512))
+_P6 = ((1, 6, 12, 18, 6, 6), (64, 128, 256, 512, 768, 1024), (12,) * 6, (512, 256, 128, 256, 512, 1024))
 
 
 class Backbone(nn.Module):
-    """EfficientRep (``csp_e`` None) or CSPBepBackbone: stem and four ERBlocks; returns P2..P5."""
+    """EfficientRep(6) (``csp_e`` None) or CSPBepBackbone(_P6): a stem, then one ERBlock per channel
+    entry after the first (four for P5, five for P6), the last ending in the SPPF merge; returns
+    every ERBlock's output from ERBlock_2 on (``fuse_P2``: the BiFPAN necks use the stride-4 map)."""
 
     def __init__(self, ch: list[int], reps: list[int], block: type[nn.Module], csp_e: float | None, cspsppf: bool) -> None:
         super().__init__()
@@ -276,19 +304,23 @@ class Backbone(nn.Module):
         def stage(c: int, n: int) -> nn.Module:
             return RepBlock(c, c, n, block) if csp_e is None else BepC3(c, c, n, csp_e, block)
 
-        self.stem = block(3, ch[0], 3, 2)
-        self.ERBlock_2 = nn.Sequential(block(ch[0], ch[1], 3, 2), stage(ch[1], reps[1]))
-        self.ERBlock_3 = nn.Sequential(block(ch[1], ch[2], 3, 2), stage(ch[2], reps[2]))
-        self.ERBlock_4 = nn.Sequential(block(ch[2], ch[3], 3, 2), stage(ch[3], reps[3]))
         conv = ConvBNSiLU if block is ConvBNSiLU else ConvBNReLU
         merge = CSPSPPF if cspsppf else SPPF
-        self.ERBlock_5 = nn.Sequential(block(ch[3], ch[4], 3, 2), stage(ch[4], reps[4]), merge(ch[4], ch[4], conv))
+        self.stem = block(3, ch[0], 3, 2)
+        self.stages = len(ch) - 1
+        for i in range(1, len(ch)):
+            layers = [block(ch[i - 1], ch[i], 3, 2), stage(ch[i], reps[i])]
+            if i == len(ch) - 1:
+                layers.append(merge(ch[i], ch[i], conv))
+            self.add_module(f"ERBlock_{i + 1}", nn.Sequential(*layers))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        p2 = self.ERBlock_2(self.stem(x))
-        p3 = self.ERBlock_3(p2)
-        p4 = self.ERBlock_4(p3)
-        return p2, p3, p4, self.ERBlock_5(p4)
+        x = self.stem(x)
+        outs = []
+        for i in range(2, self.stages + 2):
+            x = getattr(self, f"ERBlock_{i}")(x)
+            outs.append(x)
+        return tuple(outs)
 
 
 class Neck(nn.Module):
@@ -321,6 +353,45 @@ class Neck(nn.Module):
         return [pan_out2, pan_out1, pan_out0]
 
 
+class Neck6(nn.Module):
+    """RepBiFPANNeck6 (``csp_e`` None) or CSPRepBiFPANNeck_P6: three top-down BiFusions (P5, P4, P3),
+    three stride-2 convs back up; returns the P3, P4, P5, P6 outputs. Channel indices as the official
+    code names them (``channels_list`` = backbone + neck)."""
+
+    def __init__(self, ch: list[int], reps: list[int], block: type[nn.Module], csp_e: float | None) -> None:
+        super().__init__()
+
+        def stage(cin: int, cout: int, n: int) -> nn.Module:
+            return RepBlock(cin, cout, n, block) if csp_e is None else BepC3(cin, cout, n, csp_e, block)
+
+        self.reduce_layer0 = ConvBNReLU(ch[5], ch[6], 1, 1)
+        self.Bifusion0 = BiFusion((ch[4], ch[6]), ch[6])
+        self.Rep_p5 = stage(ch[6], ch[6], reps[6])
+        self.reduce_layer1 = ConvBNReLU(ch[6], ch[7], 1, 1)
+        self.Bifusion1 = BiFusion((ch[3], ch[7]), ch[7])
+        self.Rep_p4 = stage(ch[7], ch[7], reps[7])
+        self.reduce_layer2 = ConvBNReLU(ch[7], ch[8], 1, 1)
+        self.Bifusion2 = BiFusion((ch[2], ch[8]), ch[8])
+        self.Rep_p3 = stage(ch[8], ch[8], reps[8])
+        self.downsample2 = ConvBNReLU(ch[8], ch[8], 3, 2)
+        self.Rep_n4 = stage(ch[8] + ch[8], ch[9], reps[9])
+        self.downsample1 = ConvBNReLU(ch[9], ch[9], 3, 2)
+        self.Rep_n5 = stage(ch[7] + ch[9], ch[10], reps[10])
+        self.downsample0 = ConvBNReLU(ch[10], ch[10], 3, 2)
+        self.Rep_n6 = stage(ch[6] + ch[10], ch[11], reps[11])
+
+    def forward(self, feats: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
+        x4, x3, x2, x1, x0 = feats
+        fpn_out0 = self.reduce_layer0(x0)
+        fpn_out1 = self.reduce_layer1(self.Rep_p5(self.Bifusion0([fpn_out0, x1, x2])))
+        fpn_out2 = self.reduce_layer2(self.Rep_p4(self.Bifusion1([fpn_out1, x2, x3])))
+        pan_out3 = self.Rep_p3(self.Bifusion2([fpn_out2, x3, x4]))
+        pan_out2 = self.Rep_n4(torch.cat([self.downsample2(pan_out3), fpn_out2], 1))
+        pan_out1 = self.Rep_n5(torch.cat([self.downsample1(pan_out2), fpn_out1], 1))
+        pan_out0 = self.Rep_n6(torch.cat([self.downsample0(pan_out1), fpn_out0], 1))
+        return [pan_out3, pan_out2, pan_out1, pan_out0]
+
+
 class Detect(nn.Module):
     """Efficient decoupled head (anchor-free). Eval mode returns ``(B, N, 5 + classes)``: box centre x,
     y, width, height in input pixels, objectness 1, class probabilities (the official eval output)."""
@@ -330,7 +401,7 @@ class Detect(nn.Module):
         self.nc, self.nl = num_classes, len(ch)
         self.use_dfl = reg_max > 0
         self.reg_max = reg_max if self.use_dfl else 16  # the official Detect's default sizes proj/proj_conv
-        self.strides = (8, 16, 32)
+        self.strides = (8, 16, 32, 64)[: len(ch)]
         self.stems = nn.ModuleList(ConvBNSiLU(c, c, 1, 1) for c in ch)
         self.cls_convs = nn.ModuleList(ConvBNSiLU(c, c, 3, 1) for c in ch)
         self.reg_convs = nn.ModuleList(ConvBNSiLU(c, c, 3, 1) for c in ch)
@@ -386,13 +457,16 @@ class YOLOv6(nn.Module):
 
     def __init__(self, variant: Variant, num_classes: int = 80) -> None:
         super().__init__()
-        reps = [max(round(n * variant.depth), 1) if n > 1 else n for n in _BACKBONE_REPEATS + _NECK_REPEATS]
-        ch = [math.ceil(c * variant.width / 8) * 8 for c in _BACKBONE_CHANNELS + _NECK_CHANNELS]
+        back_reps, back_ch, neck_reps, neck_ch = _P6 if variant.p6 else _P5
+        reps = [max(round(n * variant.depth), 1) if n > 1 else n for n in back_reps + neck_reps]
+        ch = [math.ceil(c * variant.width / 8) * 8 for c in back_ch + neck_ch]
         block = RepVGGBlock if variant.block == "repvgg" else ConvBNSiLU
+        nb = len(back_ch)
         self.num_classes = num_classes
-        self.backbone = Backbone(ch, reps, block, variant.csp_e, variant.cspsppf)
-        self.neck = Neck(ch, reps, block, variant.csp_e)
-        self.detect = Detect([ch[6], ch[8], ch[10]], num_classes, variant.reg_max, variant.distill_ns)
+        self.backbone = Backbone(ch[:nb], reps[:nb], block, variant.csp_e, variant.cspsppf)
+        self.neck = (Neck6 if variant.p6 else Neck)(ch, reps, block, variant.csp_e)
+        head = [ch[8], ch[9], ch[10], ch[11]] if variant.p6 else [ch[6], ch[8], ch[10]]  # effidehead chx
+        self.detect = Detect(head, num_classes, variant.reg_max, variant.distill_ns)
         for m in self.modules():  # the official initialize_weights: BN eps 1e-3, momentum 0.03
             if isinstance(m, nn.BatchNorm2d):
                 m.eps, m.momentum = 1e-3, 0.03
@@ -436,3 +510,19 @@ def yolov6_m(*, num_classes: int = 80, **kwargs: object) -> YOLOv6:
 
 def yolov6_l(*, num_classes: int = 80, **kwargs: object) -> YOLOv6:
     return _build("l", num_classes, **kwargs)
+
+
+def yolov6_n6(*, num_classes: int = 80, **kwargs: object) -> YOLOv6:
+    return _build("n6", num_classes, **kwargs)
+
+
+def yolov6_s6(*, num_classes: int = 80, **kwargs: object) -> YOLOv6:
+    return _build("s6", num_classes, **kwargs)
+
+
+def yolov6_m6(*, num_classes: int = 80, **kwargs: object) -> YOLOv6:
+    return _build("m6", num_classes, **kwargs)
+
+
+def yolov6_l6(*, num_classes: int = 80, **kwargs: object) -> YOLOv6:
+    return _build("l6", num_classes, **kwargs)

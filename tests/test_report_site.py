@@ -343,3 +343,20 @@ def test_speed_claims_are_judged_by_verify_with_the_bench_record() -> None:
         (claim,) = [c for c in speed_claims(card, record) if c.claim == "throughput"]
         assert claim.status == status and note in claim.note, (record, claim)
         assert claim.measured == (record.metrics["throughput_img_s"] if status in ("holds", "off") else None)
+
+
+def test_a_card_whose_judging_fails_is_an_error_row_not_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    from zoo.report.site import collect as site_collect
+
+    real = site_collect.judge
+
+    def judge(card: Any, *args: Any) -> Any:
+        if card.name == "yolov6-s":
+            raise RuntimeError("a plugin's bug\nsecond line")
+        return real(card, *args)
+
+    monkeypatch.setattr(site_collect, "judge", judge)
+    data = site_collect.collect()
+    (broken,) = [m for m in data.models if m.card.name == "yolov6-s"]
+    assert broken.status == "error" and broken.claims[0].note == "RuntimeError: a plugin's bug"
+    assert not [m for m in data.models if m is not broken and any("RuntimeError" in c.note for c in m.claims)]

@@ -248,6 +248,8 @@ def collect(results_file: str | Path | None = None, bench_file: str | Path | Non
             claims = judge(card, verify.Runs.of(own, skipped, results_path_), bench, installed)
         except ZooError as exc:  # a plugin's protocol failed: shown on the card's row, the others go on
             claims = [Claim("claims", None, None, "", "error", note=first_line(exc))]
+        except Exception as exc:  # a plugin's bug must not hide the other cards (as in verify_card)
+            claims = [Claim("claims", None, None, "", "error", note=f"{type(exc).__name__}: {first_line(exc)}")]
         models.append(ModelEntry(card=card, paper=cat.paper_of(card), installed=installed,
                                  license=cat.license_of(card), slug=slug(card.name), claims=claims,
                                  runs=own, bench=bench,

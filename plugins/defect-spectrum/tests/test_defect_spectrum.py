@@ -187,8 +187,14 @@ def test_bad_options_are_one_error_line_before_any_build(args, message, monkeypa
 
 def test_bench_times_the_table_models_and_reports_rho():
     names = ["defect-spectrum-hrnet-w18-small", "defect-spectrum-bisenet", "defect-spectrum-pspnet"]
-    code, out, err = run("defect-spectrum-bench", *[a for n in names for a in ("--model", n)], "--size", "32",
-                         "--warmup", "0", "--repeats", "1", "--threads", "1", "--json")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        code, out, err = run("defect-spectrum-bench", *[a for n in names for a in ("--model", n)], "--size", "32",
+                             "--warmup", "0", "--repeats", "1", "--threads", "1", "--json")
+        assert torch.get_num_threads() == 2  # --threads 1 held for the run only
+    finally:
+        torch.set_num_threads(before)
     assert code == 0, err
     result = json.loads(out)
     rows = result["rows"]

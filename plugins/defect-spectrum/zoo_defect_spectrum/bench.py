@@ -74,20 +74,25 @@ def measure_table(names: Sequence[str] | None = None, *, device: str = "cpu", si
     check_settings(size, warmup, repeats, threads)
     chosen = select(names)
     dev = bench.resolve_device(device)
+    previous_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     started = time.perf_counter()
     rows = []
-    for name, table_ms in chosen:
-        model = build.create_model(name).to(dev)
-        run = bench.measure_speed(model, (3, size, size), 1, dev, warmup=warmup, repeats=repeats)
-        row = Row(name=name, table_ms=table_ms, median_ms=1000 * run["median_s"], p90_ms=1000 * run["p90_s"],
-                  params_m=bench.count_params(model) / 1e6)
-        rows.append(row)
-        del model
-        if progress is not None:
-            progress(f"{name}: table {table_ms:g} ms, here {row.median_ms:.2f} ms")
+    try:
+        for name, table_ms in chosen:
+            model = build.create_model(name).to(dev)
+            run = bench.measure_speed(model, (3, size, size), 1, dev, warmup=warmup, repeats=repeats)
+            row = Row(name=name, table_ms=table_ms, median_ms=1000 * run["median_s"], p90_ms=1000 * run["p90_s"],
+                      params_m=bench.count_params(model) / 1e6)
+            rows.append(row)
+            del model
+            if progress is not None:
+                progress(f"{name}: table {table_ms:g} ms, here {row.median_ms:.2f} ms")
+        used_threads = torch.get_num_threads()
+    finally:  # a caller's (or a test session's) thread setting outlives this call
+        torch.set_num_threads(previous_threads)
     return {
         "paper": "defect-spectrum",
         "table_device": DEVICE,
@@ -97,7 +102,7 @@ def measure_table(names: Sequence[str] | None = None, *, device: str = "cpu", si
         "precision": "fp32",
         "warmup": warmup,
         "repeats": repeats,
-        "threads": torch.get_num_threads(),
+        "threads": used_threads,
         "torch": torch.__version__,
         "load_avg_before": load_before,
         "load_avg_after": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,

@@ -239,6 +239,9 @@ def test_cards_validate_against_the_segmentation_task():
         assert cfg["test"]["stride"] == ([341, 341] if slide else None)
         claims = {claim for claim, *_ in card.reported.figures()}
         assert claims == {"ade20k.miou", "ade20k.ms_flip.miou"}
+        if name.startswith("upernet-twins"):  # the authors' Google Drive checkpoints: cited, never judged
+            assert [w["claim"] for w in card.reported.other_weights] == ["ade20k.miou", "ade20k.ms_flip.miou"]
+            assert card.weights[0].url.startswith("https://download.openmmlab.com/mmsegmentation/v0.5/twins/")
         if name.startswith("upernet-fastervit"):
             assert card.card_only and not card.weights
         else:

@@ -97,7 +97,7 @@ def render(data: Any, target: Path) -> dict[str, int]:
         text = env.get_template(template).render(**common, **context)
         (target / rel).write_text(text, encoding="utf-8")
 
-    options = {key: sorted({str(_attr(m, key)) for m in data.models}) for key, _ in FILTERS}
+    options = {key: sorted({str(_attr(m, key)) for m in data.models} - {""}) for key, _ in FILTERS}
     write("index.html", "index.html", root="", models=data.models, filters=FILTERS, options=options,
           orphans=len(data.orphans))
     for entry in data.models:

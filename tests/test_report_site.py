@@ -298,11 +298,16 @@ def test_an_interrupted_report_leaves_the_previous_one(tmp_path: Path, monkeypat
 # -- pieces ------------------------------------------------------------------------------------------
 
 
-def test_palette_never_repeats_for_forty_papers() -> None:
-    styles = palette([f"paper{i}" for i in range(40)])
-    assert len({s["color"] for s in styles.values()}) == 40
+def test_palette_is_zoo_plots_and_never_repeats_for_forty_papers() -> None:
+    from zoo.report import plot
+
+    keys = [f"paper{i}" for i in range(40)]
+    styles = palette(keys)
     assert len({(s["color"], s["symbol"]) for s in styles.values()}) == 40
-    assert styles["paper0"]["symbol"] != styles["paper1"]["symbol"]
+    assert set(s["symbol"] for s in styles.values()) <= {"circle", "square", "triangle-up", "diamond", "triangle-down",
+                                                           "cross", "x", "star", "triangle-left", "triangle-right"}
+    for key, style in plot.palette(keys, universe=keys).items():  # the same paper looks the same in zoo plot
+        assert styles[key]["color"] == style.colour
 
 
 def test_spearman() -> None:

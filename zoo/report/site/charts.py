@@ -3,12 +3,12 @@ with their Pareto front, and one colour + marker per paper.
 
 Reported points are :func:`zoo.report.plot.collect_points` (what ``zoo plot`` draws); measured points
 pair the headline metric verify judged (the run it would judge the claim by) with the latest bench
-record's params, MACs, throughput or latency. The front is :func:`zoo.report.plot.pareto_front`.
+record's params, MACs, throughput or latency. The front is :func:`zoo.report.plot.pareto_front`, the
+styles are :func:`zoo.report.plot.palette`'s.
 """
 
 from __future__ import annotations
 
-import colorsys
 from typing import Any
 
 from zoo.errors import ZooError
@@ -16,32 +16,19 @@ from zoo.registry import lookup
 from zoo.report import plot
 from zoo.report.site.collect import ModelEntry, latest_bench
 
-#: plotly marker symbols, cycled; with the colours below, (colour, marker) never repeats
-SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "x", "star", "triangle-down", "pentagon",
-           "hexagon", "star-triangle-up", "hourglass")
+#: zoo plot's matplotlib markers as plotly names them
+PLOTLY_SYMBOLS = {"o": "circle", "s": "square", "^": "triangle-up", "D": "diamond", "v": "triangle-down", "P": "cross",
+                  "X": "x", "*": "star", "<": "triangle-left", ">": "triangle-right"}
 _BENCH_KEYS = {"params": "params_m", "gmacs": "gmacs", "throughput": "throughput_img_s", "latency": "latency_ms"}
 
 
-#: Kelly's 22 colours of maximum contrast, less white and black (Kelly 1965; Green-Armytage 2010)
-KELLY = ("#f3c300", "#875692", "#f38400", "#a1caf1", "#be0032", "#c2b280", "#848482", "#008856", "#e68fac",
-         "#0067a5", "#f99379", "#604e97", "#f6a600", "#b3446c", "#dcd300", "#882d17", "#8db600", "#654522",
-         "#e25822", "#2b3d26")
-
-
 def palette(keys: list[str]) -> dict[str, dict[str, str]]:
-    """A colour and a marker per key, in the given order: Kelly's 20 contrasting colours first, then
-    hues a golden angle apart (never repeating), markers cycled on a period (12) prime to neither,
-    so no two keys share a colour, and neighbours differ in marker too."""
-    out = {}
-    for i, key in enumerate(keys):
-        if i < len(KELLY):
-            color = KELLY[i]
-        else:
-            hue = (i * 0.618033988749895) % 1.0
-            r, g, b = colorsys.hls_to_rgb(hue, 0.42 if i % 2 else 0.55, 0.7)
-            color = f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
-        out[key] = {"color": color, "symbol": SYMBOLS[i % len(SYMBOLS)]}
-    return out
+    """``zoo plot``'s style of each paper (:func:`zoo.report.plot.palette`: fixed by the paper's name,
+    no (colour, marker) pair repeated over ``keys``), as plotly names it: a paper looks the same in
+    the site and in ``zoo plot``'s PNG/SVG when ``keys`` are the catalog's papers."""
+    styles = plot.palette(keys, universe=keys)
+    return {key: {"color": style.colour, "symbol": PLOTLY_SYMBOLS.get(style.marker, "circle")}
+            for key, style in styles.items()}
 
 
 def _point(entry: ModelEntry, x: float, y: float, hardware: str | None) -> dict[str, Any]:

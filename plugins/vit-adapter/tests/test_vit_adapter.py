@@ -293,3 +293,48 @@ def test_entry_module_imports_nothing_heavy():
     code = "import sys, zoo_vit_adapter; print(sorted({'torch', 'timm', 'zoo_upernet'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# -- through the segmentation task: slide windows, ResizeToMultiple, self-labelled parity ---------------
+
+def _scaled_card(mode: str = "slide", **normalize: object):
+    """The vit-adapter-t card's protocol scaled to the demo images: keep-ratio resize, ResizeToMultiple(32), slide."""
+    from types import SimpleNamespace
+
+    card = get_card("vit-adapter-t")
+    slide = {"crop_size": [32, 32], "stride": [21, 21]} if mode == "slide" else {}
+    fields = {**card.fields, "test": {"resize": {"scale": [100, 50], "keep_ratio": True}, "size_divisor": 32,
+                                      "mode": mode, **slide}}
+    if normalize:
+        fields["normalize"] = {**fields["normalize"], **normalize}
+    return SimpleNamespace(name=card.name, plugin=card.plugin, num_classes=150, input_size=(3, 64, 64),
+                           fields=fields, classes=None)
+
+
+def test_self_labelled_demo_scores_100_and_wrong_protocols_do_not(tmp_path):
+    """The card's protocol (scaled down) end to end through the task: predictions saved as labels score 100."""
+    from zoo_segmentation.datasets import ade20k, seg_folder
+    from zoo_segmentation.demo import make_demo
+    from zoo_segmentation.task import SegmentationOptions
+
+    from zoo.eval.runtime import Runtime
+
+    demo = make_demo(tmp_path / "ade", n_images=2, n_classes=3)
+    model, runtime = _tiny(seed=1), Runtime(device="cpu", workers=0, threads=1, progress=False)
+    first = evaluate_seg(model, _scaled_card(), ade20k(demo), SegmentationOptions(save_masks=str(tmp_path / "out")),
+                         runtime)
+    assert first["images"] == 2 and first["protocol"] == "ss"
+    own = seg_folder(f"{demo / 'images' / 'validation'},{tmp_path / 'out' / 'masks'}")
+    again = evaluate_seg(model, _scaled_card(), own, None, runtime)
+    assert again["miou"] == 100.0 and again["aacc"] == 100.0
+    # controls that must fail: BGR fed as RGB (seed 1: mIoU 64.7), whole image instead of the windows (39.5)
+    control = evaluate_seg(model, _scaled_card(to_rgb=False), own, None, runtime)
+    assert control["miou"] < 90.0, control["miou"]
+    whole = evaluate_seg(model, _scaled_card("whole"), own, None, runtime)
+    assert whole["miou"] < 90.0, whole["miou"]
+
+
+def evaluate_seg(*args):  # noqa: ANN001, ANN201
+    from zoo_segmentation.evaluate import evaluate
+
+    return evaluate(*args)

@@ -194,7 +194,10 @@ def zoo_builders():
 
 @hookimpl
 def zoo_convert_checkpoint(card, state_dict):
-    """Answers for every card, with garbage (a plugin bug)."""
+    """Answers for every card, with garbage (a plugin bug), or a verdict on the file (not a bug)."""
+    if card.name == "greedy-verdict":
+        from zoo.errors import WeightsError
+        raise WeightsError(f"{card.name}: this is not an mmseg checkpoint (no decode_head.* keys)")
     return {"list": [1, 2]} if card.name == "greedy-list" else {"x": 1} if card.name != "greedy-none" else None
 '''
 
@@ -209,7 +212,7 @@ def test_a_converter_only_converts_its_own_plugins_cards(env, tmp_path, install_
     own = {"paper": "wt", "task": "image-classification", "builder": "tiny", "num_classes": 10}
     doc = {"papers": {"wt": {"title": "Weights test", "venue": "ICLR 2024"}},
            "models": {"m": {**own, "plugin": "wtest"}, "greedy-dict": {**own, "plugin": "greedy"},
-                      "greedy-list": {**own, "plugin": "greedy"}}}
+                      "greedy-list": {**own, "plugin": "greedy"}, "greedy-verdict": {**own, "plugin": "greedy"}}}
     env.registry.write_text(yaml.safe_dump(doc))
     eps = [EntryPoint("wtest", "weights_testplugin", "zoo"), EntryPoint("greedy", "zoo_thirdparty_greedy", "zoo")]
     cat = build_catalog(registry=env.registry, eps=eps)
@@ -223,3 +226,6 @@ def test_a_converter_only_converts_its_own_plugins_cards(env, tmp_path, install_
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "'list' -> list, expected names -> tensors" in result.output
     assert cache.entries() == []
+    # a converter's WeightsError is its verdict on the user's file, passed on as is (not "plugin ... raised")
+    with pytest.raises(WeightsError, match=r"^greedy-verdict: this is not an mmseg checkpoint \(no decode_head"):
+        zoo.create_model("greedy-verdict", checkpoint=tmp_path / "w.pth")

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo.errors import PluginError, WeightsError, first_line
+from zoo.errors import PluginError, UserError, WeightsError, first_line
 from zoo.registry.cards import Card
 
 if TYPE_CHECKING:
@@ -287,6 +287,8 @@ def _call_own(own: Card, hook: str, **given: Any) -> Any:
         return None
     try:
         return impl.function(**{name: given[name] for name in impl.argnames if name in given})
+    except (WeightsError, UserError):  # the plugin's verdict on the file or the network (OfflineError): as is
+        raise
     except (Exception, SystemExit) as exc:  # a plugin bug: blame the plugin, keep the message one line
         raise PluginError(card.plugin, f"{hook} for {card.name!r} raised {type(exc).__name__}: {first_line(exc)}") from None
 

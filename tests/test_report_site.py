@@ -365,3 +365,25 @@ def test_a_card_whose_judging_fails_is_an_error_row_not_a_crash(monkeypatch: pyt
     (broken,) = [m for m in data.models if m.card.name == "yolov6-s"]
     assert broken.status == "error" and broken.claims[0].note == "RuntimeError: a plugin's bug"
     assert not [m for m in data.models if m is not broken and any("RuntimeError" in c.note for c in m.claims)]
+
+
+def test_count_judges_params_and_macs_as_verify_counts_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    from zoo.errors import BuildError
+    from zoo.measure import bench
+    from zoo.report.site.collect import collect
+
+    def counts(name: str, **kwargs: Any) -> dict[str, Any]:
+        if name == "yolov6-s":
+            raise BuildError("yolov6-s: cannot build")
+        return {"params": 4_650_000, "macs": 610_000_000, "counted_on": "meta"}
+
+    monkeypatch.setattr(bench, "static_counts", counts)
+    models = {m.card.name: m for m in collect(count=True).models}
+    claims = {c.claim: c for c in models["efficientmod-xxs"].claims}
+    assert (claims["params_m"].status, claims["params_m"].measured) == ("holds", 4.65)
+    assert (claims["gmacs"].status, claims["gmacs"].measured) == ("holds", 0.61)
+    assert [(c.claim, c.status) for c in models["yolov6-s"].claims][0] == ("build", "error")
+    card_only = [m for m in models.values() if m.card.card_only and m.card.reported and m.card.reported.params_m]
+    assert all(c.status == "not measurable" for m in card_only for c in m.claims if c.claim == "params_m")
+    without = {c.claim: c.status for c in next(m for m in collect().models if m.card.name == "efficientmod-xxs").claims}
+    assert without["params_m"] == "not measured"  # no --count, no bench record: nothing built

@@ -142,9 +142,10 @@ def _attr(entry: Any, key: str) -> str:
 
 
 def build_site(out: str | Path, *, results_file: str | Path | None = None,
-               bench_file: str | Path | None = None) -> dict[str, Any]:
+               bench_file: str | Path | None = None, count: bool = False) -> dict[str, Any]:
     """Write the report to ``out``; return what was written (``models``, ``papers``, ``runs``,
-    ``bench``, ``index``: the page to open).
+    ``bench``, ``index``: the page to open). ``count``: count the params and MACs of cards with no
+    bench record, as ``zoo verify`` does (builds each model on the meta device: slow).
 
     :raises UserError: ``out`` is a file, or a non-empty folder that holds no zoo report, or cannot be written.
     :raises NotInstalled: plotly (its JavaScript is shipped in the site) is missing.
@@ -155,7 +156,7 @@ def build_site(out: str | Path, *, results_file: str | Path | None = None,
     out = Path(out).expanduser()
     _check_target(out)
     plotly_js()  # before any work: a missing plotly is one line, nothing written
-    data = collect(results_file, bench_file)
+    data = collect(results_file, bench_file, count=count)
     parent = out.absolute().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,8 @@ eval runs (:func:`zoo.records.read_results`, the one reader) and its bench recor
 
 Claims are judged by verify's own functions: :func:`~zoo.claims.verify.check_metrics` for every
 metric, :func:`~zoo.claims.verify.check_params` / :func:`~zoo.claims.verify.check_macs` on the
-counts of the latest ``zoo bench`` record (the report builds no model: ``zoo verify`` counts anew),
+counts of the latest ``zoo bench`` record (the report builds no model unless asked: ``count=True``
+counts the cards with no record as ``zoo verify`` does),
 :func:`~zoo.claims.verify.check_speed` with that record's timings, and
 :func:`~zoo.claims.verify.check_other_weights`. Where no record exists the claim is ``not measured``
 and the note gives the command that measures it.
@@ -166,13 +167,30 @@ def speed_claims(card: Card, record: Result | None) -> list[Claim]:
         return _not_measured(verify.check_speed(card, here, None), f"not measured: {exc}")
 
 
-def count_claims(card: Card, record: Result | None, installed: bool) -> list[Claim]:
+def _counted(card: Card) -> list[Claim]:
+    """Params and MACs counted now by :func:`zoo.measure.bench.static_counts` (the model built on the
+    meta device), as ``zoo verify`` counts them; a build that fails is an error claim, as there."""
+    from zoo.measure.bench import static_counts
+
+    try:
+        counts = static_counts(card.name)
+    except ZooError as exc:
+        return [Claim("build", None, None, "", "error", note=first_line(exc))]
+    except Exception as exc:  # a plugin's bug: charged to this card only
+        return [Claim("build", None, None, "", "error", note=f"{type(exc).__name__}: {first_line(exc)}")]
+    return [verify.check_params(card, counts["params"]), verify.check_macs(card, counts["macs"])]
+
+
+def count_claims(card: Card, record: Result | None, installed: bool, count: bool = False) -> list[Claim]:
     """Params and MACs judged by :func:`verify.check_params` / :func:`verify.check_macs` on the bench
-    record's counts; without one, the reported figures with the command that counts them."""
+    record's counts; without one, counted now when ``count`` (:func:`_counted`), else the reported
+    figures with the command that counts them."""
     reported = card.reported
     if record is not None and record.metrics.get("params_m") is not None and record.metrics.get("gmacs") is not None:
         return [verify.check_params(card, round(float(record.metrics["params_m"]) * 1e6)),
                 verify.check_macs(card, round(float(record.metrics["gmacs"]) * 1e9))]
+    if count and installed and not card.card_only:
+        return _counted(card)
     out = []
     for name, unit in (("params_m", "M"), ("gmacs", "G")):
         value = getattr(reported, name, None) if reported else None
@@ -188,10 +206,10 @@ def count_claims(card: Card, record: Result | None, installed: bool) -> list[Cla
     return out
 
 
-def judge(card: Card, runs: verify.Runs, bench: list[Result], installed: bool) -> list[Claim]:
+def judge(card: Card, runs: verify.Runs, bench: list[Result], installed: bool, count: bool = False) -> list[Claim]:
     """Every claim of the card, judged by verify's functions (see the module docstring)."""
     record = latest_bench(card, bench)
-    claims = count_claims(card, record, installed)
+    claims = count_claims(card, record, installed, count)
     claims += verify.check_metrics(card, runs)
     claims += verify.check_other_weights(card)
     speed = speed_claims(card, record)
@@ -218,8 +236,10 @@ def headline(card: Card, claims: list[Claim]) -> dict[str, Any]:
     return out
 
 
-def collect(results_file: str | Path | None = None, bench_file: str | Path | None = None) -> SiteData:
-    """Every card with its judged claims, runs and bench records.
+def collect(results_file: str | Path | None = None, bench_file: str | Path | None = None, *,
+            count: bool = False) -> SiteData:
+    """Every card with its judged claims, runs and bench records; ``count``: count the params and MACs
+    of cards with no bench record, as ``zoo verify`` does (a build per card: slow).
 
     :raises ResultsError: a results or bench file exists but cannot be read.
     """
@@ -245,7 +265,7 @@ def collect(results_file: str | Path | None = None, bench_file: str | Path | Non
         bench = bench_by_model.get(card.name.lower(), [])
         own = by_model.get(card.name.lower(), [])
         try:  # verify judges from the card's own runs (Runs.on scans them all: one pass per card, not per claim)
-            claims = judge(card, verify.Runs.of(own, skipped, results_path_), bench, installed)
+            claims = judge(card, verify.Runs.of(own, skipped, results_path_), bench, installed, count)
         except ZooError as exc:  # a plugin's protocol failed: shown on the card's row, the others go on
             claims = [Claim("claims", None, None, "", "error", note=first_line(exc))]
         except Exception as exc:  # a plugin's bug must not hide the other cards (as in verify_card)

@@ -137,6 +137,46 @@ def test_mmseg_checkpoint_file_loads_strictly_and_reproduces_outputs(suffix, tmp
     assert torch.equal(got, want)
 
 
+class _Hostile:
+    """Unpickling this would run ``touch MARKER`` if any reader executed pickled code."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # noqa: ANN204
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_mmcv_meta_with_numpy_scalars_is_read_without_running_pickled_code(tmp_path):
+    """mmcv's save_best meta holds numpy scalars: torch's safe loader refuses the file; the plugin's
+    zoo_read_checkpoint reads its state_dict with the core's restricted unpickler, running nothing."""
+    import numpy as np
+
+    source = _tiny(seed=1)
+    ckpt = _official_checkpoint(source)
+    marker = tmp_path / "ran"
+    ckpt["meta"]["hook_msgs"] = {"best_score": np.float64(0.426), "best_ckpt": "best_mIoU_iter_160000.pth",
+                                 "hostile": _Hostile(marker)}
+    path = tmp_path / "upernet_deit_adapter_base_512_160k_ade20k.pth.tar"
+    torch.save(ckpt, path)
+    with pytest.raises(Exception, match="weights_only"):
+        torch.load(path, weights_only=True)
+    card = get_card("vit-adapter-t")
+    target = _tiny(seed=2)
+    load_strict(target, load_converted(card, path), card, str(path))
+    assert not marker.exists()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(target(x), source(x))
+    del ckpt["state_dict"]
+    torch.save(ckpt, path)
+    with pytest.raises(WeightsError, match="no mmseg 'state_dict' mapping in it \\(it has: meta\\)"):
+        load_converted(card, path)
+    assert not marker.exists()
+
+
 @pytest.mark.parametrize("attack", ["missing", "extra", "shape"])
 def test_bad_checkpoint_is_one_located_line(attack, tmp_path):
     ckpt = _official_checkpoint(_tiny())

@@ -2,8 +2,8 @@
 
 Entry module: kept light (no torch). Builders live in ``zoo_vit_adapter.model`` (backbone in
 ``backbone``, ``adapter``, ``vit``; deformable attention in plain PyTorch in ``msda``; the UPerNet
-head comes from zoo-upernet); ``zoo_convert_checkpoint`` maps the official mmseg checkpoints
-(``zoo_vit_adapter.convert``).
+head comes from zoo-upernet); ``zoo_read_checkpoint`` reads official mmseg checkpoints whose meta
+holds numpy scalars, ``zoo_convert_checkpoint`` maps their keys (both in ``zoo_vit_adapter.convert``).
 """
 
 from __future__ import annotations
@@ -25,6 +25,16 @@ def zoo_cards() -> list[Any]:
 @hookimpl
 def zoo_builders() -> dict[str, str]:
     return {name: f"zoo_vit_adapter.model:{name}" for name in _BUILDERS}
+
+
+@hookimpl
+def zoo_read_checkpoint(card: Any, path: Any) -> dict[str, Any] | None:
+    """An mmseg checkpoint whose meta torch's safe loader refused (numpy scalars): its ``state_dict`` only."""
+    if card.plugin != PLUGIN:
+        return None
+    from zoo_vit_adapter.convert import read_mmseg
+
+    return read_mmseg(path)
 
 
 @hookimpl

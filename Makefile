@@ -28,7 +28,7 @@ demo: $(STAMP)
 	test -d $(DEMO_DATA) || $(ZOO) demo-data $(DEMO_DATA) --images 32 --classes 8
 	@echo "== zoo eval with random weights (no download here): the pipeline, not the paper's accuracy"
 	$(ZOO) eval $(DEMO_MODEL) --dataset folder:$(DEMO_DATA) --no-pretrained --batch-size 16 --workers 2
-	$(ZOO) bench $(DEMO_MODEL) --device cpu --batch-size 16 --warmup 2 --repeats 5 --no-record
+	$(ZOO) bench $(DEMO_MODEL) --device cpu --batch-size 16 --warmup 2 --repeats 5
 	$(ZOO) verify $(DEMO_MODEL)
 	$(ZOO) report -o .demo/report
 	@echo "== the report of these runs: open .demo/report/index.html in a browser (works offline)"

@@ -90,7 +90,7 @@ _VALUE_OPTIONS = ("data_dir", "device", "batch_size", "workers", "threads", "amp
                   "save_predictions")
 _FLAGS = {"compile": "--compile", "no_pretrained": "--no-pretrained", "skip_bad_images": "--skip-bad-images",
           "as_json": "--json"}
-_OWN = {"name", "dataset", "nproc", "channels_last", *_VALUE_OPTIONS, *_FLAGS}
+_OWN = {"name", "dataset", "suite", "nproc", "channels_last", *_VALUE_OPTIONS, *_FLAGS}
 
 
 def _launch_args(params: dict[str, Any]) -> list[str]:
@@ -114,9 +114,12 @@ def _task_options(params: dict[str, Any]) -> dict[str, Any]:
 
 @click.command("eval", cls=TaskOptionsCommand, short_help="Evaluate a model on a dataset; the paper's number beside it.")
 @click.argument("name")
-@click.option("--dataset", required=True, help="A dataset of the model's task (zoo plugins lists them): imagenet, "
+@click.option("--dataset", help="A dataset of the model's task (zoo plugins lists them): imagenet, "
               "imagenet-v2, imagenet-real, imagenet-sketch, imagenet-a, imagenet-r, imagenet-c, ..., or NAME:PATH "
-              "(folder:PATH).")
+              "(folder:PATH). Required unless --suite is given.")
+@click.option("--suite", help="Instead of --dataset: the datasets of a paper's table, one row; each is looked for "
+              "at ROOT/<dataset> under --data-dir ROOT. robustness: the ViT-LLaMA table, IN / IN-C / IN-A / IN-SK / "
+              "IN-R top-1 (IN-C: mean over 15 corruptions x 5 severities, not mCE).")
 @click.option("--data-dir", help="Where the dataset is (default: $ZOO_DATA_DIR/<dataset>).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--batch-size", type=int, default=128, show_default=True)
@@ -136,7 +139,7 @@ def _task_options(params: dict[str, Any]) -> dict[str, Any]:
 @click.option("--skip-bad-images", is_flag=True, help="Score without unreadable images (listed) instead of failing.")
 @click.option("--nproc", type=int, help="Launch N processes with torchrun (one per GPU, or CPU shards).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def eval_command(name: str, dataset: str, data_dir: str | None, device: str, batch_size: int, workers: int | None,
+def eval_command(name: str, dataset: str | None, suite: str | None, data_dir: str | None, device: str, batch_size: int, workers: int | None,
                  threads: int | None,
                  amp: str | None, channels_last: bool, compile: bool, limit: int | None, checkpoint: str | None,
                  no_pretrained: bool, patch: str | None, save_predictions: str | None,
@@ -156,9 +159,20 @@ def eval_command(name: str, dataset: str, data_dir: str | None, device: str, bat
       zoo eval efficientmod-xxs --dataset imagenet-c --corruption fog --severity 3 --json
       zoo eval efficientmod-xxs --dataset folder:./demo --no-pretrained --limit 32
       zoo eval fastervit-2 --dataset imagenet --nproc 8
+      zoo eval --suite robustness vit-s-llama --data-dir /data --checkpoint vit_s_llama.pth
     """
     from zoo.errors import UserError, ZooError, first_line
     from zoo.eval import distributed, evaluation
+
+    if suite is not None:
+        _suite_command(suite, name, dataset, data_dir, nproc, save_predictions, as_json,
+                       dict(pretrained=not no_pretrained, checkpoint=checkpoint, patch=patch, device=device,
+                            batch_size=batch_size, workers=workers, threads=threads, amp=amp, limit=limit,
+                            channels_last=channels_last, compile=compile, skip_bad_images=skip_bad_images,
+                            **_task_options(task_options)))
+        return
+    if dataset is None:
+        raise click.UsageError("Missing option '--dataset' (or --suite NAME).")
 
     kwargs = dict(data_dir=data_dir, patch=patch, device=device, batch_size=batch_size, workers=workers,
                   threads=threads, amp=amp, limit=limit, **_task_options(task_options))
@@ -192,6 +206,56 @@ def eval_command(name: str, dataset: str, data_dir: str | None, device: str, bat
         evaluation.record(done)
     except ZooError as exc:  # results.append: one ResultsWriteError for every OS failure
         click.echo(f"Warning: the result was not recorded: {first_line(exc)}", err=True)
+
+
+def _suite_table(run: Any) -> str:
+    """The suite's row as its paper prints it: measured, the paper's figure and the difference per
+    column, then one line per column that could not be measured, and how the columns are computed."""
+    titles = [cell.column.title for cell in run.cells]
+    rows = [["measured", *(_fmt(cell.measured, 1) for cell in run.cells)],
+            ["paper", *(_fmt(cell.reported, 1) for cell in run.cells)],
+            ["delta", *(_fmt(cell.delta, 1, signed=True) for cell in run.cells)]]
+    text = f"{run.suite.title}: {run.model}\n" + render.table(rows, [run.model, *titles], align="l" + "r" * len(titles))
+    for cell in run.cells:
+        if cell.error:
+            text += f"\n{cell.column.title}: {cell.error}"
+    if run.suite.note:
+        text += f"\n{run.suite.note}"
+    return text
+
+
+def _suite_command(suite: str, name: str, dataset: str | None, data_dir: str | None, nproc: int | None,
+                   save_predictions: str | None, as_json: bool, options: dict[str, Any]) -> None:
+    """``zoo eval --suite``: every column's run recorded as a normal eval result, then the row."""
+    from zoo.errors import UserError
+    from zoo.eval import suites
+
+    for given, flag in ((dataset, "--dataset"), (nproc, "--nproc"), (save_predictions, "--save-predictions")):
+        if given is not None:
+            raise UserError(f"--suite runs several datasets; {flag} cannot be combined with it")
+
+    def progress(cell: Any) -> None:
+        if not as_json:
+            state = _fmt(cell.measured) if cell.measured is not None else cell.error
+            click.echo(f"{cell.column.title} ({cell.column.dataset}): {state}", err=True)
+
+    run = suites.run_suite(suite, name, data_dir=data_dir, progress=False if as_json else None, on_cell=progress,
+                           **options)
+    click.echo(json.dumps(run.as_dict(), indent=2) if as_json else _suite_table(run))
+    for cell in run.cells:
+        if cell.record_error:
+            click.echo(f"Warning: the {cell.column.title} result was not recorded: {cell.record_error}", err=True)
+    if all(cell.measured is None for cell in run.cells):
+        raise UserError(f"--suite {run.suite.name}: no dataset could be evaluated under {suites.suite_root(data_dir)}")
+    if any(cell.bad_images for cell in run.cells):  # as zoo eval: unreadable images are exit 1
+        from zoo.errors import ZooError
+
+        bad = ", ".join(cell.column.title for cell in run.cells if cell.bad_images)
+        raise ZooError(f"--suite {run.suite.name}: {bad} stopped on unreadable images (see above; --skip-bad-images "
+                       "scores the others)")
+    unreadable = [cell.column.title for cell in run.cells if cell.error and not cell.missing]
+    if unreadable:
+        raise UserError(f"--suite {run.suite.name}: {', '.join(unreadable)} could not be evaluated (see above)")
 
 
 @click.command("results", short_help="Show recorded evaluation runs.")

@@ -168,6 +168,8 @@ def test_palette_gives_25_papers_25_styles_fixed_by_name():
     styles = plot.palette(papers)
     assert len({(s.colour, s.marker) for s in styles.values()}) == 25
     assert all(s.colour in plot.COLOURS and s.marker in plot.MARKERS for s in styles.values())
+    assert len({s.colour for s in styles.values()}) == 20  # every colour before any colour twice
+    assert len({s.colour for s in plot.palette(papers[:17]).values()}) == 17  # the 17 papers of the decks
     # the same paper keeps its style in a plot of fewer papers when both share the catalog's universe
     subset = plot.palette(papers[3:7], universe=papers)
     assert subset == {p: styles[p] for p in papers[3:7]}

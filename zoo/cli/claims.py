@@ -199,11 +199,13 @@ def verify_command(names, all_, speed, strict, as_json) -> None:
 @click.option("--source", type=click.Choice(["reported", "measured"]), default="reported", show_default=True,
               help="Papers' figures, or measurements (zoo bench / zoo eval records).")
 @click.option("--task", help="Only cards of this task.")
-@click.option("-o", "--output", required=True, help="Output file: .png, .svg or .pdf.")
+@click.option("-o", "--output", required=True, help="Output file: .png, .svg or .pdf (the format follows the suffix).")
 @click.option("--json", "as_json", is_flag=True, help="Also print the points and the front as JSON.")
 def plot_command(names, x, y, source, task, output, as_json) -> None:
     """Scatter one labelled point per model (NAMES, or every card), grouped by paper, with the
-    Pareto front marked. Needs matplotlib: pip install 'zoo-core[plot]'.
+    Pareto front marked. Labels are placed where they overlap no other label or marker; each paper
+    keeps one colour and marker, distinct from every other paper's. The format follows the -o
+    suffix (.png, .svg, .pdf). Needs matplotlib: pip install 'zoo-core[plot]'.
 
     \b
     Example:

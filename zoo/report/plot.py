@@ -213,30 +213,36 @@ class Style:
 
 
 def _slot(name: str) -> int:
-    """A slot in the colour x marker grid from the name alone (CRC-32: the same in every process,
-    unlike ``hash``); colour and marker come from different digits so neighbours differ in both."""
+    """Where a name starts in the colour x marker grid (CRC-32: the same in every process, unlike
+    ``hash``); colour is the slot mod 20, marker the slot div 20."""
     return zlib.crc32(name.encode("utf-8")) % (len(COLOURS) * len(MARKERS))
 
 
 def palette(papers: Iterable[str], universe: Iterable[str] = ()) -> dict[str, Style]:
     """A (colour, marker) per paper that never repeats within ``papers`` + ``universe`` (up to 200).
 
-    Each paper starts from the slot its name hashes to, so it keeps its style from one plot to the
-    next; a paper whose slot is taken (in name order) moves to the next free one. Pass every
-    catalog paper as ``universe`` so the styles do not depend on which papers one plot shows. Past
-    200 papers, styles repeat (there are no more distinguishable pairs)."""
+    Papers are styled in name order, each from the slot its name hashes to onwards, taking the first
+    free slot whose colour is least used so far (then whose marker is): up to 20 papers get 20
+    colours, and a colour used twice comes with another marker. The choice depends only on the
+    names, so pass every catalog paper as ``universe``: a paper then keeps its style whichever
+    subset a plot shows. Past 200 papers, styles repeat (there are no more distinguishable pairs)."""
     wanted = set(papers)
     names = sorted(wanted | set(universe))
     size = len(COLOURS) * len(MARKERS)
     taken: set[int] = set()
+    colour_uses = [0] * len(COLOURS)
+    marker_uses = [0] * len(MARKERS)
     out: dict[str, Style] = {}
     for name in names:
-        slot = _slot(name)
-        if len(taken) < size:
-            while slot in taken:
-                slot = (slot + 1) % size
+        start = _slot(name)
+        if len(taken) >= size:  # all 200 used: start over
+            taken.clear()
+        free = [(start + k) % size for k in range(size) if (start + k) % size not in taken]
+        slot = min(free, key=lambda s: (colour_uses[s % len(COLOURS)], marker_uses[s // len(COLOURS)]))
         taken.add(slot)
-        out[name] = Style(COLOURS[slot % len(COLOURS)], MARKERS[(slot // len(COLOURS)) % len(MARKERS)])
+        colour_uses[slot % len(COLOURS)] += 1
+        marker_uses[slot // len(COLOURS)] += 1
+        out[name] = Style(COLOURS[slot % len(COLOURS)], MARKERS[slot // len(COLOURS)])
     return {name: style for name, style in out.items() if name in wanted}
 
 

@@ -171,11 +171,17 @@ def test_missing_and_broken_columns_are_reported_and_the_rest_run(suite_zoo, tmp
     assert "IN-A: " not in out and "Traceback" not in result.output
     # a folder that is there but not in the dataset's layout: its own line, the others still run, exit 2
     (root / "imagenet" / "cats").mkdir(parents=True)
+    (root / "imagenet-sketch").write_text("a file where a folder belongs")
     broken = CliRunner().invoke(cli, ["eval", "--suite", "robustness", "const-net", "--data-dir", str(root), *ARGS])
     assert broken.exit_code == 2, broken.output
     assert "IN: imagenet: expected 1000 class folders named by WordNet id" in broken.stdout
+    assert f"IN-SK: imagenet-sketch: {root / 'imagenet-sketch'} is not a directory\n" in broken.stdout
     assert "50.0" in broken.stdout
-    assert broken.output.strip().splitlines()[-1] == "Error: --suite robustness: IN could not be evaluated (see above)"
+    assert broken.output.strip().splitlines()[-1] == (
+        "Error: --suite robustness: IN, IN-SK could not be evaluated (see above)")
+    assert "Traceback" not in broken.output
+    lines = (zoo_home() / "results.jsonl").read_text().splitlines()
+    assert [json.loads(line)["dataset"] for line in lines] == ["imagenet-a", "imagenet-a"]  # one per run that ran
 
 
 def test_suite_input_errors_are_one_line(suite_zoo, tmp_path, monkeypatch):
@@ -204,3 +210,15 @@ def test_suite_input_errors_are_one_line(suite_zoo, tmp_path, monkeypatch):
         assert result.output.strip().splitlines()[-1] == message, (args, result.output)
         assert "Traceback" not in result.output
     assert not (zoo_home() / "results.jsonl").exists()  # nothing ran, nothing recorded
+
+
+def test_a_results_file_that_cannot_be_written_costs_a_warning_not_the_row(suite_zoo, tmp_path, monkeypatch):
+    root = tmp_path / "data"
+    _subset(root / "imagenet-a", "imagenet-a", right=1, wrong=1)
+    (tmp_path / "home").write_text("a file where the zoo home belongs")
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home" / "zoo"))
+    result = CliRunner().invoke(cli, ["eval", "--suite", "robustness", "const-net", "--data-dir", str(root), *ARGS])
+    assert result.exit_code == 0, result.output
+    assert "measured" in result.stdout and "50.0" in result.stdout
+    warning = next(line for line in result.stderr.splitlines() if line.startswith("Warning:"))
+    assert warning.startswith("Warning: the IN-A result was not recorded: ")

@@ -168,6 +168,7 @@ def test_rendered_table_sorts_by_the_paper_and_prints_rho():
     (["--repeats", "0"], "--repeats 0: expected a positive integer"),
     (["--warmup", "-1"], "--warmup -1: expected a non-negative integer"),
     (["--threads", "0"], "--threads 0: expected a positive integer"),
+    (["--rounds", "0"], "--rounds 0: expected a positive integer"),
     (["--model", "defect-spectrum-nope", "--model", "defect-spectrum-unet"],
      "--model defect-spectrum-nope: not a model of Defect Spectrum's table (its models: defect-spectrum-unet,"),
     (["--model", "deit-t", "--model", "defect-spectrum-unet"], "--model deit-t: not a model of"),
@@ -191,7 +192,7 @@ def test_bench_times_the_table_models_and_reports_rho():
     torch.set_num_threads(2)
     try:
         code, out, err = run("defect-spectrum-bench", *[a for n in names for a in ("--model", n)], "--size", "32",
-                             "--warmup", "0", "--repeats", "1", "--threads", "1", "--json")
+                             "--warmup", "0", "--repeats", "1", "--rounds", "2", "--threads", "1", "--json")
         assert torch.get_num_threads() == 2  # --threads 1 held for the run only
     finally:
         torch.set_num_threads(before)
@@ -206,7 +207,8 @@ def test_bench_times_the_table_models_and_reports_rho():
     assert result["spearman"] == pytest.approx(table.spearman([r["table_ms"] for r in rows],
                                                               [r["median_ms"] for r in rows]))
     assert result["input_size"] == [3, 32, 32] and result["threads"] == 1 and result["table_device"] == "RTX 3090"
-    assert "defect-spectrum-pspnet: table 26.2 ms, here" not in err  # --json: no progress lines on stderr
+    assert (result["rounds"], result["repeats"], result["warmup"]) == (2, 1, 0)
+    assert "round 1/2" not in err  # --json: no progress lines on stderr
 
 
 def test_entry_module_imports_nothing_heavy():

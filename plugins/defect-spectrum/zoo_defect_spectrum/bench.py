@@ -3,8 +3,8 @@
 Absolute milliseconds cannot match (another device, and the paper states neither resolution nor
 precision); the ranking can, so the result carries Spearman's rank correlation between the table's
 column and the measured medians. Timing is ``zoo bench``'s own loop
-(:func:`zoo.measure.bench.measure_speed`: random-init model in eval mode, ``randn`` input, warm-up
-steps, per-step synchronised clock, median and p90 at batch 1); only the input size is chosen here
+(:func:`zoo.measure.bench.time_steps`: random-init model in eval mode, ``randn`` input, warm-up
+steps, per-step synchronised clock, median and p90 at batch 1), run in interleaved rounds; only the input size is chosen here
 (default: the cards' 512 x 512), so a quick look at a smaller size is possible.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -59,12 +60,16 @@ def select(names: Sequence[str] | None) -> list[tuple[str, float]]:
 
 
 def measure_table(names: Sequence[str] | None = None, *, device: str = "cpu", size: int = 512, warmup: int = 3,
-                  repeats: int = 10, threads: int | None = None,
+                  repeats: int = 10, rounds: int = 3, threads: int | None = None,
                   progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Batch-1 latency of each table model at ``size`` x ``size`` on ``device``, and Spearman's rho.
 
+    The models are timed in ``rounds`` interleaved rounds (each round: every model, ``warmup`` untimed
+    then ``repeats`` timed steps), so a burst of load on a shared machine falls on all of them rather
+    than on one; median and p90 are over the pooled steps of all rounds.
+
     :returns: a JSON-able dict: ``rows`` (model, table_ms, median_ms, p90_ms, params_m), ``spearman``,
-        the setup (device, size, threads, torch, load average before and after).
+        the setup (device, size, rounds, threads, torch, load average before and after).
     """
     import torch
 
@@ -72,6 +77,8 @@ def measure_table(names: Sequence[str] | None = None, *, device: str = "cpu", si
     from zoo.models import build
 
     check_settings(size, warmup, repeats, threads)
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise UserError(f"--rounds {rounds!r}: expected a positive integer")
     chosen = select(names)
     dev = bench.resolve_device(device)
     previous_threads = torch.get_num_threads()
@@ -79,17 +86,20 @@ def measure_table(names: Sequence[str] | None = None, *, device: str = "cpu", si
         torch.set_num_threads(threads)
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     started = time.perf_counter()
-    rows = []
     try:
-        for name, table_ms in chosen:
-            model = build.create_model(name).to(dev)
-            run = bench.measure_speed(model, (3, size, size), 1, dev, warmup=warmup, repeats=repeats)
-            row = Row(name=name, table_ms=table_ms, median_ms=1000 * run["median_s"], p90_ms=1000 * run["p90_s"],
-                      params_m=bench.count_params(model) / 1e6)
-            rows.append(row)
-            del model
-            if progress is not None:
-                progress(f"{name}: table {table_ms:g} ms, here {row.median_ms:.2f} ms")
+        models = {name: build.create_model(name).to(dev) for name, _ in chosen}
+        x = torch.randn(1, 3, size, size, device=dev)
+        steps: dict[str, list[float]] = {name: [] for name in models}
+        with torch.inference_mode():
+            for r in range(rounds):
+                for name, model in models.items():
+                    times, _ = bench.time_steps(lambda model=model: model(x), dev, warmup, repeats)
+                    steps[name] += times
+                    if progress is not None:
+                        progress(f"round {r + 1}/{rounds} {name}: median {1000 * statistics.median(times):.2f} ms")
+        rows = [Row(name=name, table_ms=table_ms, median_ms=1000 * statistics.median(steps[name]),
+                    p90_ms=1000 * bench.percentile(steps[name], 90), params_m=bench.count_params(models[name]) / 1e6)
+                for name, table_ms in chosen]
         used_threads = torch.get_num_threads()
     finally:  # a caller's (or a test session's) thread setting outlives this call
         torch.set_num_threads(previous_threads)
@@ -102,6 +112,7 @@ def measure_table(names: Sequence[str] | None = None, *, device: str = "cpu", si
         "precision": "fp32",
         "warmup": warmup,
         "repeats": repeats,
+        "rounds": rounds,
         "threads": used_threads,
         "torch": torch.__version__,
         "load_avg_before": load_before,
@@ -121,7 +132,8 @@ def setup_line(result: dict[str, Any]) -> str:
     """One line saying what was timed, where, and how loaded the machine was."""
     load = result.get("load_avg_before"), result.get("load_avg_after")
     text = (f"Batch-1 latency, random weights, fp32, {result['input_size'][1]}x{result['input_size'][2]}, "
-            f"{result['device']}, torch {result['torch']}, {result['warmup']} warm-up + {result['repeats']} timed steps")
+            f"{result['device']}, torch {result['torch']}, {result['rounds']} interleaved round(s) of "
+            f"{result['warmup']} warm-up + {result['repeats']} timed steps per model")
     if None not in load:
         text += f"; load average {load[0]:.1f} before, {load[1]:.1f} after"
     return text

@@ -17,12 +17,14 @@ import click
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--size", type=int, default=512, show_default=True,
               help="Square input side (a multiple of 32); the cards' input is 512.")
-@click.option("--warmup", type=int, default=3, show_default=True, help="Untimed steps per model.")
-@click.option("--repeats", type=int, default=10, show_default=True, help="Timed batch-1 steps per model.")
+@click.option("--warmup", type=int, default=2, show_default=True, help="Untimed steps per model and round.")
+@click.option("--repeats", type=int, default=5, show_default=True, help="Timed batch-1 steps per model and round.")
+@click.option("--rounds", type=int, default=3, show_default=True,
+              help="Interleaved rounds over all models (a load burst then hits every model, not one).")
 @click.option("--threads", type=int, help="CPU threads (torch.set_num_threads).")
 @click.option("--markdown", is_flag=True, help="Print a Markdown table (for a README).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def bench_command(models, device, size, warmup, repeats, threads, markdown, as_json) -> None:
+def bench_command(models, device, size, warmup, repeats, rounds, threads, markdown, as_json) -> None:
     """Time every model of Defect Spectrum's inference-time table (random weights, batch 1) and put
     each beside the paper's RTX 3090 milliseconds, with Spearman's rank correlation of the two
     columns: absolute times differ with the device, the ranking is what can be reproduced.
@@ -35,7 +37,7 @@ def bench_command(models, device, size, warmup, repeats, threads, markdown, as_j
     from zoo_defect_spectrum import bench, table
 
     result = bench.measure_table(list(models) or None, device=device, size=size, warmup=warmup, repeats=repeats,
-                                 threads=threads, progress=None if as_json else lambda line: click.echo(line, err=True))
+                                 rounds=rounds, threads=threads, progress=None if as_json else lambda line: click.echo(line, err=True))
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return

@@ -90,7 +90,7 @@ def test_declared_task_field_is_parsed_by_the_task(tmp_path):
 def test_undeclared_field_is_located_and_names_the_tasks_fields(tmp_path):
     path, error = one_error(tmp_path, GOOD.replace("    target:", "    colour: blue\n    target:"))
     assert (error.path, error.entry, error.field) == (str(path), "ad-1", "colour")
-    assert str(error).startswith(f"{path}: ad-1: colour: unknown field (allowed: builder, deviations, input_size, ")
+    assert str(error).startswith(f"{path}: ad-1: colour: unknown field (allowed: builder, card_only, deviations, input_size, ")
     assert str(error).endswith("; task 'toy-anomaly' fields: k_shot, target)")
 
 

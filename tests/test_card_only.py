@@ -75,3 +75,12 @@ def test_a_card_without_builder_that_is_not_card_only_is_refused(install_plugin)
     install_acme(install_plugin, CARD_ONLY.replace(f'    card_only: "{WHY}"\n', ""))
     with pytest.warns(UserWarning, match="acme-ghost.*builder"):
         assert "acme-ghost" not in zoo.api.list_models()
+
+
+def test_verify_lists_a_card_only_cards_claims_as_cited(ghost):
+    result = run("verify", "acme-ghost", "--json")
+    assert result.exit_code == 0, result.output
+    [report] = json.loads(result.stdout)
+    assert report["status"] == "card-only" and report["note"] == WHY and report["failed"] == []
+    assert [(c["claim"], c["reported"], c["measured"], c["status"]) for c in report["claims"]] == [
+        ("imagenet.top1", 80.5, None, "card-only")]

@@ -512,6 +512,17 @@ def verify_card(
     report: dict[str, Any] = {"model": card.name, "paper": card.paper, "plugin": card.plugin,
                               "source": card.reported.source if card.reported else None}
     claims: list[Claim] = []
+    if card.card_only:  # nothing to build or evaluate: every claim is cited, none can be measured here
+        report.update(status="card-only", note=card.card_only)
+        figures = [(name, value) for name, _ds, _metric, value in card.reported.figures()] if card.reported else []
+        for claim in ("params_m", "gmacs"):
+            value = getattr(card.reported, claim, None) if card.reported else None
+            if value is not None:
+                figures.insert(0, (claim, value))
+        claims = [Claim(name, value, None, "", "card-only") for name, value in figures]
+        report["claims"] = [asdict(c) for c in claims]
+        report["failed"] = []
+        return report
     try:
         counts = static_counts(card.name, meta=meta)
     except NotInstalled as exc:

@@ -36,7 +36,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports --no-cache
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadscope  # one worker per core; a module's tests (and its fixtures) stay together
 
 # on one CUDA GPU, under 8 minutes: eval vs forward img/s, zoo bench vs timm's loop, --compile, peak memory
 # (docs/benchmarks.md, "GPU check"); exit 2 without a GPU. `$(PY) benchmarks/gpu_check.py --dry-run` rehearses it on the CPU

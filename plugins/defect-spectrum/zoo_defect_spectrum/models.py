@@ -174,7 +174,14 @@ def mask2former(*, num_classes: int = NUM_CLASSES) -> nn.Module:
     backbone = transformers.ResNetConfig(depths=[3, 4, 6, 3], hidden_sizes=[256, 512, 1024, 2048],
                                          embedding_size=64, layer_type="bottleneck",
                                          out_features=["stage1", "stage2", "stage3", "stage4"])
-    config = transformers.Mask2FormerConfig(backbone_config=backbone, num_labels=num_classes, num_queries=100,
-                                            encoder_layers=6, decoder_layers=10, hidden_dim=256,
-                                            feature_size=256, mask_feature_size=256)
-    return Mask2FormerSemantic(transformers.Mask2FormerForUniversalSegmentation(config)).eval()
+    logging = transformers.utils.logging
+    previous = logging.get_verbosity()
+    logging.set_verbosity_error()  # "Backbone resnet is not a supported model": said once, on the card's notes
+    try:
+        config = transformers.Mask2FormerConfig(backbone_config=backbone, num_labels=num_classes, num_queries=100,
+                                                encoder_layers=6, decoder_layers=10, hidden_dim=256,
+                                                feature_size=256, mask_feature_size=256)
+        model = transformers.Mask2FormerForUniversalSegmentation(config)
+    finally:
+        logging.set_verbosity(previous)
+    return Mask2FormerSemantic(model).eval()

@@ -245,3 +245,27 @@ def test_plugin_check_passes_end_to_end():
     assert "5,059,178 -> 4,647,882 params" in messages["fold", "yolov6-n"]
     assert messages["output", "yolov6-l6"].startswith("not run")
     assert messages["params", "yolov6-l6"].startswith("140.4 M = reported 140.4 M")
+
+
+def test_detection_eval_runs_the_folded_model_of_a_deploy_card():
+    """zoo eval runs YOLOv6 folded, as the official evaluator does (load_checkpoint(fuse=True) +
+    switch_to_deploy): same outputs within 1e-4; a card whose claims describe the trained form is left as is."""
+    from dataclasses import replace
+
+    import zoo
+    from zoo_detection.evaluate import deploy_form
+
+    card = zoo.get_card("yolov6-n")
+    torch.manual_seed(0)
+    model = zoo.create_model("yolov6-n").eval()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        before = model(x)[0].clone()
+        folded = deploy_form(model, card)
+        after = folded(x)[0]
+    assert not any(type(m).__name__ == "BatchNorm2d" for m in folded.modules())
+    assert all(m.rbr_reparam is not None for m in folded.modules() if hasattr(m, "rbr_reparam"))
+    assert torch.allclose(before, after, rtol=1e-4, atol=1e-4)
+    trained = replace(card, reported=replace(card.reported, form=None))
+    fresh = zoo.create_model("yolov6-n")
+    assert deploy_form(fresh, trained) is fresh and any(type(m).__name__ == "BatchNorm2d" for m in fresh.modules())

@@ -240,3 +240,17 @@ def test_model_names_are_canonical_in_any_case():
     assert card.name == "efficientmod-xxs" and zoo.api.get_card(" DeiT-T ").name == "deit-t"
     result = run("info", "EfficientMod-XXS", "--json")
     assert result.exit_code == 0 and '"name": "efficientmod-xxs"' in result.stdout
+
+
+def test_a_library_warning_shown_with_file_and_line_is_printed_not_a_crash(capsys):
+    """warnings.showwarning is called with (message, category, filename, lineno, file, line); passing all six
+    on to formatwarning raised TypeError inside `zoo demo-data --task instance-segmentation`."""
+    import io
+
+    from zoo.cli import _show_warning
+
+    _show_warning(UserWarning("a library speaks"), UserWarning, "lib.py", 7, None, "x = 1")
+    assert capsys.readouterr().err == "lib.py:7: UserWarning: a library speaks\n  x = 1\n"
+    out = io.StringIO()
+    _show_warning(UserWarning("to a file"), UserWarning, "lib.py", 8, out)
+    assert out.getvalue().startswith("lib.py:8: UserWarning: to a file\n")

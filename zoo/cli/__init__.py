@@ -57,11 +57,13 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def _show_warning(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+def _show_warning(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None,
+                  line: str | None = None) -> None:
+    """``warnings.showwarning``'s signature: (message, category, filename, lineno, file, line)."""
     if issubclass(category, ZooWarning):
         click.secho(f"Warning: {message}", fg="yellow", err=True)
     else:  # a library's own warning (torch, timm): as Python shows it, it is not ours to reword
-        sys.stderr.write(warnings.formatwarning(message, category, *args, **kwargs))
+        (file or sys.stderr).write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 def _error(line: str, exit_code: int, exc: BaseException | None = None) -> int:

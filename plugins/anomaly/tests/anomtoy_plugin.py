@@ -28,7 +28,7 @@ CARDS = {
                        "reported": {"source": "test fixture",
                                     "mvtec-ad": {"image_auroc": 100.0, "pixel_auroc": 50.0,
                                                  "per_category": {"stripes": {"image_auroc": 100.0}}}}},
-        "anomtoy-fs": {**_COMMON, "builder": "fs", "protocols": ["few-shot"], "aupro": "anomalyclip",
+        "anomtoy-fs": {**_COMMON, "builder": "fs", "protocols": ["few-shot"], "pro_definition": "anomalyclip",
                        "reported": {"source": "test fixture",
                                     "mvtec-ad": {"image_auroc": 100.0,
                                                  "protocol": {"protocol": "few-shot", "shots": 2, "seed": 5}}}},

@@ -21,7 +21,7 @@ from zoo.registry.plugins import zoo_entry_points
 sys.path.insert(0, str(Path(__file__).parent))
 from anomtoy_plugin import GAIN_SHA256  # noqa: E402
 
-METRICS = ("image_auroc", "image_ap", "pixel_auroc", "pixel_aupro")
+METRICS = ("image_auroc", "image_ap", "pixel_auroc", "aupro")
 
 
 @functools.cache
@@ -90,7 +90,7 @@ def test_cli_demo_eval_scores_maps_results_and_verify(catalog, tmp_path):
         assert per["images"] == 6 and per["anomalous"] == 3
     for m in METRICS:  # the papers' figure: the plain mean over categories
         assert result[m] == pytest.approx((result["per_category"]["checker"][m] + result["per_category"]["stripes"][m]) / 2)
-    assert result["image_auroc"] == 100.0 and result["pixel_auroc"] > 95 and result["pixel_aupro"] > 90, result
+    assert result["image_auroc"] == 100.0 and result["pixel_auroc"] > 95 and result["aupro"] > 90, result
     pngs = sorted(p.relative_to(maps).as_posix() for p in maps.rglob("*.png"))
     assert pngs == sorted(r["file"] for r in lines)  # one overlay per test image, named as in the scores file
     with Image.open(maps / lines[0]["file"]) as im:
@@ -128,7 +128,7 @@ def test_few_shot_fits_on_the_seeded_draw_and_records_it(catalog, demo):
 
     out = run("anomtoy-fs", "mvtec-ad", data_dir=str(demo))  # the card's claim protocol: 2-shot, seed 5
     assert out["recorded_protocol"]["protocol"] == "few-shot" and (out["shots"], out["seed"]) == (2, 5)
-    assert out["recorded_protocol"]["aupro"] == "anomalyclip"  # the card's aupro field
+    assert out["recorded_protocol"]["pro_definition"] == "anomalyclip"  # the card's pro_definition field
     ds = mvtec_ad(demo)
     expected = {c.name: [Path(p).relative_to(demo).as_posix() for p in draw_reference(c, 2, 5)] for c in ds.categories}
     assert out["reference_images"] == expected
@@ -289,8 +289,8 @@ def test_shifted_masks_are_a_control_the_pixel_metrics_fail(catalog, demo, tmp_p
         Image.fromarray(np.roll(pixels, (pixels.shape[0] // 2, pixels.shape[1] // 2), axis=(0, 1))).save(mask)
     right = run("anomtoy-zs", "mvtec-ad", data_dir=str(demo))
     wrong = run("anomtoy-zs", "mvtec-ad", data_dir=str(shifted))
-    assert right["pixel_auroc"] > 95 and right["pixel_aupro"] > 90
-    assert 30 < wrong["pixel_auroc"] < 70 and wrong["pixel_aupro"] < 40, wrong
+    assert right["pixel_auroc"] > 95 and right["aupro"] > 90
+    assert 30 < wrong["pixel_auroc"] < 70 and wrong["aupro"] < 40, wrong
     assert wrong["image_auroc"] == right["image_auroc"] == 100.0
 
 

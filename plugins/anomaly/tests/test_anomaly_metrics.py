@@ -120,13 +120,13 @@ def test_image_and_pixel_metrics_are_sklearns_in_percent():
     assert image_metrics([1, 1], [0.2, 0.3]) == {"image_auroc": None, "image_ap": None}
     assert pixel_auroc(np.zeros((1, 3, 3), bool), np.ones((1, 3, 3))) is None
     row = category_metrics(labels, scores, masks, maps, "anomalyclip")
-    assert row["pixel_aupro"] == pytest.approx(100 * aupro_anomalyclip(masks, maps))
+    assert row["aupro"] == pytest.approx(100 * aupro_anomalyclip(masks, maps))
 
 
 def test_the_mean_is_over_categories_that_define_the_metric():
-    rows = [{"image_auroc": 90.0, "pixel_aupro": None}, {"image_auroc": 80.0, "pixel_aupro": 70.0}]
-    assert mean_over(rows, ["image_auroc", "pixel_aupro", "image_ap"]) == {
-        "image_auroc": 85.0, "pixel_aupro": 70.0, "image_ap": None}
+    rows = [{"image_auroc": 90.0, "aupro": None}, {"image_auroc": 80.0, "aupro": 70.0}]
+    assert mean_over(rows, ["image_auroc", "aupro", "image_ap"]) == {
+        "image_auroc": 85.0, "aupro": 70.0, "image_ap": None}
 
 
 REFERENCE = Path(__file__).parent / "data" / "aupro_reference.npz"

@@ -36,7 +36,7 @@ def test_fields_default_to_anomalyclips_protocol_and_read_the_cores_preprocess()
     assert c.fields["preprocess"] == {"resize": [518, 518], "keep_ratio": False, "center_crop": None,
                                       "interpolation": "bicubic", "mean": list(CLIP[0]), "std": list(CLIP[1])}
     assert c.fields["map_smoothing"] == {"sigma": 4.0} and c.fields["metric_size"] == [518, 518]
-    assert c.fields["gt_mask"] == {"interpolation": "bilinear", "threshold": 0.5} and c.fields["aupro"] == "mvtec"
+    assert c.fields["gt_mask"] == {"interpolation": "bilinear", "threshold": 0.5} and c.fields["pro_definition"] == "mvtec"
     assert parse_fields(c.fields, c) == c.fields  # parsing is idempotent
     centre = card({"protocols": ["few-shot"]}, size=(3, 224, 224), pre=Preprocess(crop_pct=0.875))
     assert centre.fields["preprocess"]["resize"] == 256 and centre.fields["preprocess"]["keep_ratio"] is True
@@ -55,7 +55,7 @@ def test_the_task_form_of_preprocess_is_parsed_when_handed_over():
     ({"protocols": ["one-shot"]}, "protocols: expected one of zero-shot, few-shot, got 'one-shot'"),
     ({"protocols": ["few-shot"], "trained_on": "visa"}, "trained_on: only for zero-shot models"),
     ({"protocols": ["zero-shot"], "trained_on": "coco"}, "trained_on: expected one of visa, mvtec-ad"),
-    ({"protocols": ["zero-shot"], "aupro": "pro"}, "aupro: expected one of mvtec, anomalyclip"),
+    ({"protocols": ["zero-shot"], "pro_definition": "pro"}, "pro_definition: expected one of mvtec, anomalyclip"),
     ({"protocols": ["zero-shot"], "map_smoothing": {"sigma": -1}}, "map_smoothing.sigma: expected a number in"),
     ({"protocols": ["zero-shot"], "map_smoothing": {"size": 3}}, "map_smoothing.size: unknown field"),
     ({"protocols": ["zero-shot"], "metric_size": [1, 2, 3]}, "metric_size: expected [height, width]"),
@@ -74,8 +74,8 @@ def test_settings_apply_options_and_the_claims_protocol():
     fs = card({"protocols": ["few-shot"]}, reported=reported)
     claim = settings(fs, "visa", None)
     assert (claim["protocol"], claim["shots"], claim["seed"], claim["categories"]) == ("few-shot", 4, 7, "all")
-    run = settings(fs, "visa", AnomalyOptions(shots=8, category="pcb1,candle,pcb1", aupro="anomalyclip"))
-    assert (run["shots"], run["seed"], run["categories"], run["aupro"]) == (8, 7, ["pcb1", "candle"], "anomalyclip")
+    run = settings(fs, "visa", AnomalyOptions(shots=8, category="pcb1,candle,pcb1", pro_definition="anomalyclip"))
+    assert (run["shots"], run["seed"], run["categories"], run["pro_definition"]) == (8, 7, ["pcb1", "candle"], "anomalyclip")
     assert settings(fs, "mvtec-ad", AnomalyOptions(shots=1))["seed"] == 66  # the documented default
     with pytest.raises(ValueError, match="few-shot needs --shots K"):
         settings(fs, "mvtec-ad", None)

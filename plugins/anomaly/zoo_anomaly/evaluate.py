@@ -189,7 +189,7 @@ def _category(model: torch.nn.Module, card: Any, cat: Category, root: Path, conf
     labels = [s.label for s in cat.test]
     keep = np.flatnonzero(good)
     row: dict[str, Any] = category_metrics([labels[i] for i in keep], scores[keep], masks[keep], maps[keep],
-                                           conf["aupro"])
+                                           conf["pro_definition"])
     records = [{"category": cat.name, "file": relative(cat.test[i].path, root), "label": labels[i],
                 "score": float(scores[i])} for i in keep]
     if maps_dir is not None and keep.size:

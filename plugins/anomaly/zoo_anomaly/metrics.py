@@ -138,7 +138,7 @@ def category_metrics(labels: Sequence[int], scores: Sequence[float], masks: np.n
     out: dict[str, Any] = image_metrics(labels, scores)
     out["pixel_auroc"] = pixel_auroc(masks, maps)
     pro = AUPRO[aupro](masks, maps)
-    out["pixel_aupro"] = None if pro is None else 100.0 * pro
+    out["aupro"] = None if pro is None else 100.0 * pro
     return out
 
 

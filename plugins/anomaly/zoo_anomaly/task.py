@@ -19,7 +19,7 @@ The protocol is card data (issue #13), recorded with every result:
   (> 0), resized and cropped as the image is but with this filter (PIL, 0-255), then ``> threshold * 255``.
   The defaults are AnomalyCLIP's (``transforms.Resize`` default bilinear, ``gt_mask > 0.5``);
 - ``trained_on``: a zero-shot model's training set; evaluating it there is refused (not zero-shot);
-- ``aupro``: ``mvtec`` (the MVTec AD evaluation code's AU-PRO, default) or ``anomalyclip`` (its
+- ``pro_definition``: ``mvtec`` (the MVTec AD evaluation code's AU-PRO, default) or ``anomalyclip`` (its
   metrics.py ``cal_pro_score``), so either paper's numbers can be reproduced.
 """
 
@@ -49,7 +49,7 @@ _CATEGORY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")
 class AnomalyOptions:
     """Options of ``zoo eval`` for anomaly detection (one CLI option each).
 
-    ``protocol``, ``shots``, ``seed``, ``category`` and ``aupro`` are part of the protocol: a run with
+    ``protocol``, ``shots``, ``seed``, ``category`` and ``pro_definition`` are part of the protocol: a run with
     any of them changed from the claim's is recorded with it and never judges the paper's figure.
     """
 
@@ -67,9 +67,9 @@ class AnomalyOptions:
         "help": "anomaly-detection: write JSON lines {category, file, label, score}, one per test image."})
     save_maps: str | None = field(default=None, metadata={
         "help": "anomaly-detection: write a PNG per test image (image, heat map, ground-truth contour) here."})
-    aupro: Literal["mvtec", "anomalyclip"] | None = field(default=None, metadata={
+    pro_definition: Literal["mvtec", "anomalyclip"] | None = field(default=None, metadata={
         "help": "anomaly-detection: AU-PRO as the MVTec AD evaluation defines it, or AnomalyCLIP's "
-                "metrics.py variant (default: the card's aupro)."})
+                "metrics.py variant (default: the card's pro_definition)."})
 
 
 # -- card fields ---------------------------------------------------------------------------------------
@@ -253,7 +253,7 @@ def parse_fields(fields: Mapping[str, Any], card: Any = None) -> dict[str, Any]:
         "gt_mask": {"interpolation": _choice(gt["interpolation"], "gt_mask.interpolation", INTERPOLATIONS),
                     "threshold": _number(gt["threshold"], "gt_mask.threshold", 0, 1)},
         "trained_on": trained_on,
-        "aupro": _choice(fields.get("aupro", "mvtec"), "aupro", AUPRO_KINDS),
+        "pro_definition": _choice(fields.get("pro_definition", "mvtec"), "pro_definition", AUPRO_KINDS),
     }
 
 
@@ -323,7 +323,7 @@ def settings(card: Any, dataset: str | None = None, options: AnomalyOptions | No
         "map_smoothing": fields["map_smoothing"],
         "metric_size": fields["metric_size"],
         "gt_mask": fields["gt_mask"],
-        "aupro": opts.aupro or fields["aupro"],
+        "pro_definition": opts.pro_definition or fields["pro_definition"],
     }
 
 
@@ -339,7 +339,7 @@ TASK = Task(
         Metric(name="image_auroc", label="I-AUROC", unit="%", tolerance=0.1, primary=True),
         Metric(name="image_ap", label="I-AP", unit="%", tolerance=0.1),
         Metric(name="pixel_auroc", label="P-AUROC", unit="%", tolerance=0.1),
-        Metric(name="pixel_aupro", label="AUPRO", unit="%", tolerance=0.1),
+        Metric(name="aupro", label="AUPRO", unit="%", tolerance=0.1),
     ),
     datasets=("mvtec-ad", "visa", "anomaly-folder"),
     options=AnomalyOptions,
@@ -353,7 +353,7 @@ TASK = Task(
                    "AnomalyCLIP's)",
         "trained_on": "zero-shot models: the set the prompts were trained on (visa or mvtec-ad); evaluating there "
                       "is refused",
-        "aupro": "mvtec (the MVTec AD evaluation's AU-PRO, default) or anomalyclip (its metrics.py cal_pro_score)",
+        "pro_definition": "mvtec (the MVTec AD evaluation's AU-PRO, default) or anomalyclip (its metrics.py cal_pro_score)",
     },
     evaluate="zoo_anomaly.evaluate:evaluate",
     example_inputs="zoo_anomaly.evaluate:example_inputs",

@@ -349,14 +349,14 @@ def test_cards_carry_the_official_test_settings():
         assert card.input_size == (3, 518, 518) and card.weights_key == "prompt_learner"
         assert card.fields["protocols"] == ["zero-shot"] and card.fields["trained_on"] == trained_on
         assert card.fields["map_smoothing"] == {"sigma": 4} and card.fields["metric_size"] == [518, 518]
-        assert card.fields["aupro"] == "anomalyclip"
+        assert card.fields["pro_definition"] == "anomalyclip"
         assert card.preprocess.interpolation == "bicubic" and card.preprocess.crop_mode == "squash"
         assert tuple(card.preprocess.mean) == (0.48145466, 0.4578275, 0.40821073)
         assert tuple(card.preprocess.std) == (0.26862954, 0.26130258, 0.27577711)
         [source] = card.weights
         assert source.url.endswith(f"/45ed4dd35c05797d854294b5e8d585c545920089/checkpoints/{checkpoint}epoch_15.pth")
     figures = {claim: float(v) for claim, _d, _m, v in visa.reported.figures()}
-    assert figures["mvtec-ad.image_auroc"] == 91.6 and figures["mvtec-ad.pixel_aupro"] == 81.4
+    assert figures["mvtec-ad.image_auroc"] == 91.6 and figures["mvtec-ad.aupro"] == 81.4
     assert figures["mvtec-ad.per_category.transistor.pixel_auroc"] == 70.8
     figures = {claim: float(v) for claim, _d, _m, v in mvtec.reported.figures()}
     assert figures["visa.image_ap"] == 85.3 and figures["visa.per_category.pcb4.image_auroc"] == 93.9

@@ -78,7 +78,7 @@ def test_cli_demo_eval_scores_maps_results_and_verify(catalog, tmp_path):
     assert out.exit_code == 0, out.output
     result = json.loads(out.stdout)
     assert result["images"] == 12 and result["categories"] == ["checker", "stripes"]
-    assert result["protocol"]["protocol"] == "zero-shot" and result["shots"] is None
+    assert result["protocol"] == "zero-shot" and result["settings"]["protocol"] == "zero-shot" and result["shots"] is None
     lines = [json.loads(line) for line in scores.read_text().splitlines()]
     assert len(lines) == 12 and set(lines[0]) == {"category", "file", "label", "score"}
     for cat in ("checker", "stripes"):

@@ -276,7 +276,8 @@ def evaluate(model: torch.nn.Module, card: Any, dataset: AnomalySet, options: An
         "images": scored,
         "decoded": scored + len(bad),
         "bad_images": bad,
-        "protocol": conf,  # as recorded: the run's protocol
+        "protocol": conf["protocol"],  # zero-shot or few-shot; the whole recorded protocol is under "settings"
+        "settings": conf,
         "shots": conf["shots"],
         "seed": conf["seed"],
         "categories": [r["category"] for r in rows],

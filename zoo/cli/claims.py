@@ -72,7 +72,10 @@ def bench_text(result: dict[str, Any]) -> str:
 
 
 @click.command("bench", short_help="Measure params, MACs, throughput and latency beside the paper's figures.")
-@click.argument("names", nargs=-1, required=True)
+@click.argument("names", nargs=-1)
+@click.option("--task", "table_task", help="Time every card of this task that reports a latency (a paper's speed "
+                                            "table) and print each table's rank correlation with the paper.")
+@click.option("--paper", "table_paper", help="With --task: only this paper's cards.")
 @click.option("--device", help="cpu, cuda or cuda:N (default: cuda when available).")
 @click.option("--batch-size", "-b", type=int, default=128, show_default=True, help="Batch size of the throughput run.")
 @click.option("--amp", type=click.Choice(["bf16", "fp16"]), help="Autocast precision (default: fp32).")
@@ -90,8 +93,9 @@ def bench_text(result: dict[str, Any]) -> str:
 @click.option("--threads", type=int, help="CPU threads (torch.set_num_threads).")
 @click.option("--no-record", is_flag=True, help="Do not append the result to $ZOO_HOME/bench.jsonl.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per model.")
-def bench_command(names, device, batch_size, amp, channels_last, compile_, patch, checkpoint, reparam, warmup, repeats,
-                  latency_repeats, no_throughput, no_latency, threads, no_record, as_json) -> None:
+def bench_command(names, table_task, table_paper, device, batch_size, amp, channels_last, compile_, patch, checkpoint,
+                  reparam, warmup, repeats, latency_repeats, no_throughput, no_latency, threads, no_record,
+                  as_json) -> None:
     """Benchmark NAMES with random weights: params, MACs at the card's input size, throughput
     (img/s), batch-1 latency (median and p90 ms) and peak GPU memory, each beside the card's
     reported figure and the hardware the paper used.
@@ -100,9 +104,20 @@ def bench_command(names, device, batch_size, amp, channels_last, compile_, patch
     Example:
       zoo bench deit-t --device cpu --batch-size 32 --repeats 10
       zoo bench fastervit-2 --device cuda --amp bf16 --channels-last --json
+      zoo bench --task semantic-segmentation --device cpu    # a paper's latency table, re-ranked here
     """
     from zoo.measure import bench
 
+    table = None
+    if table_task:
+        if names:
+            raise click.UsageError("give model NAMES or --task, not both")
+        names, table = _table_names(table_task, table_paper)
+        no_throughput = True  # the tables compare batch-1 latency
+    elif table_paper:
+        raise click.UsageError("--paper goes with --task")
+    elif not names:
+        raise click.UsageError("give one or more model NAMES, or --task TASK")
     for name in names:  # unknown names fail before any timing
         lookup.get_card(name)
     if checkpoint and len(names) > 1:
@@ -117,8 +132,17 @@ def bench_command(names, device, batch_size, amp, channels_last, compile_, patch
         results.append(result)
         if not as_json:  # shown first: a bench record that cannot be written must not cost the measurement
             click.echo(bench_text(result) + ("\n" if name != names[-1] else ""))
+    groups = None
+    if table is not None:
+        from zoo.measure import ranking
+
+        measured = {r["model"]: r["latency_ms"]["median"] for r in results if r.get("latency_ms")}
+        groups = ranking.compare((card, reported, measured[card.name]) for card, reported in table
+                                 if card.name in measured)
     if as_json:
-        click.echo(json.dumps(results, indent=2))
+        click.echo(json.dumps({"results": results, "tables": groups} if groups is not None else results, indent=2))
+    elif groups is not None:
+        click.echo("\n" + "\n\n".join(_table_text(group) for group in groups))
     if not no_record:
         from zoo.records import ResultsWriteError, append_bench
 
@@ -130,6 +154,34 @@ def bench_command(names, device, batch_size, amp, channels_last, compile_, patch
     elif results and results[0].get("load_avg"):
         click.echo(f"load average {results[0]['load_avg'][0]:.2f} on {results[0]['threads']} thread(s): "
                    "timings on a busy machine are noisy", err=True)
+
+
+def _table_names(task: str, paper: str | None) -> tuple[tuple[str, ...], list[tuple[Any, dict[str, Any]]]]:
+    """The cards of ``task`` (and ``paper``) that report a latency and can run here, with that latency."""
+    from zoo.errors import UserError
+    from zoo.measure import ranking
+
+    known = sorted(lookup.tasks())
+    if task not in known:
+        from zoo.errors import UnknownTask
+
+        raise UnknownTask(task, known)
+    cat = lookup.catalog()
+    table = ranking.table_cards(cat.select(task=task, paper=paper, installed=True))
+    if not table:
+        where = f"task {task!r}" + (f", paper {paper!r}" if paper else "")
+        raise UserError(f"no installed card of {where} reports a latency: nothing to re-time")
+    return tuple(card.name for card, _ in table), table
+
+
+def _table_text(group: dict[str, Any]) -> str:
+    rows = [[r["model"], f"{r['reported_ms']:g}", f"{r['measured_ms']:.2f}", f"{r['paper_rank']:g}", f"{r['here_rank']:g}"]
+            for r in group["rows"]]
+    rho = group["spearman"]
+    head = (f"{group['paper']}: latency table ({group['device']}) re-timed here; Spearman's rho "
+            + (f"{rho:+.2f}" if rho is not None else "- (needs two models)"))
+    return head + "\n" + render.table(rows, ["model", f"paper ms ({group['device']})", "here ms", "paper rank",
+                                             "here rank"], align="lrrrr")
 
 
 def _claim_row(model: str, c: dict[str, Any]) -> list[str]:

@@ -252,8 +252,9 @@ def test_detection_eval_runs_the_folded_model_of_a_deploy_card():
     switch_to_deploy): same outputs within 1e-4; a card whose claims describe the trained form is left as is."""
     from dataclasses import replace
 
-    import zoo
     from zoo_detection.evaluate import deploy_form
+
+    import zoo
 
     card = zoo.get_card("yolov6-n")
     torch.manual_seed(0)

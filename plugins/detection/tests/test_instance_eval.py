@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 @pytest.fixture
 def catalog(monkeypatch):
-    """The installed plugins plus the test segmenter's (``segfake_plugin``)."""
-    cat = build_catalog(eps=[*zoo_entry_points(), EntryPoint("segfake", "segfake_plugin", "zoo")])
+    """The installed plugins plus the test segmenter's (``instfake_plugin``)."""
+    cat = build_catalog(eps=[*zoo_entry_points(), EntryPoint("segfake", "instfake_plugin", "zoo")])
     monkeypatch.setattr(lookup, "catalog", functools.cache(lambda: cat))
     return cat
 
@@ -133,7 +133,7 @@ def test_bench_times_the_postprocessing_of_both_heads(catalog, monkeypatch):
 
     from zoo.measure.bench import benchmark
 
-    cat = build_catalog(eps=[*zoo_entry_points(), EntryPoint("segfake", "segfake_plugin", "zoo"),
+    cat = build_catalog(eps=[*zoo_entry_points(), EntryPoint("segfake", "instfake_plugin", "zoo"),
                              EntryPoint("detfake", "detfake_plugin", "zoo")])
     monkeypatch.setattr(lookup, "catalog", functools.cache(lambda: cat))
     assert detfake_plugin.CARDS

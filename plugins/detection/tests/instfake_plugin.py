@@ -48,7 +48,7 @@ def zoo_cards():
 
 @hookimpl
 def zoo_builders():
-    return {"color": "segfake_plugin:color", "coarse": "segfake_plugin:coarse"}
+    return {"color": "instfake_plugin:color", "coarse": "instfake_plugin:coarse"}
 
 
 def coarse(*, num_classes: int = 3, **_):

@@ -17,33 +17,10 @@ import sys
 
 from _sections import write_section  # benchmarks/ is the running script's folder
 
+from zoo.measure.ranking import spearman
+
 PATTERNS = ("mobilenetv2-*", "fasternet-*", "edgevit-*", "mobileone-*", "mobilevit*", "efficientformer*", "deit-t",
             "efficientnet-b0", "poolformer-s12", "mobileformer-508m", "efficientmod-*")
-
-
-def ranks(values: list[float]) -> list[float]:
-    """1-based ranks, ties sharing their average rank."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    out = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            out[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    return out
-
-
-def spearman(a: list[float], b: list[float]) -> float:
-    """Spearman's rho: Pearson's correlation of the ranks (handles ties)."""
-    ra, rb = ranks(a), ranks(b)
-    n = len(a)
-    ma, mb = sum(ra) / n, sum(rb) / n
-    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb, strict=True))
-    var = (sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb)) ** 0.5
-    return cov / var
 
 
 def main() -> int:

@@ -11,6 +11,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from zoo.measure.ranking import ranks, spearman  # noqa: F401 - part of this module's API (bench, tests)
+
 PAPER = "defect-spectrum"
 DEVICE = "RTX 3090"  #: the table's device, as the cards' reported latency names it
 
@@ -45,37 +47,6 @@ def table_cards(cards: Iterable[Any], paper: str = PAPER, device: str = DEVICE) 
         if ms is not None:
             rows.append((card.name, ms))
     return rows
-
-
-def ranks(values: Sequence[float]) -> list[float]:
-    """1-based ranks, ties sharing their average rank (what scipy.stats.rankdata calls 'average')."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    out = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            out[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    return out
-
-
-def spearman(a: Sequence[float], b: Sequence[float]) -> float:
-    """Spearman's rho: Pearson's correlation of the (average-tie) ranks; NaN when a side is constant.
-
-    :raises ValueError: fewer than two pairs, or sequences of different lengths.
-    """
-    if len(a) != len(b):
-        raise ValueError(f"spearman: {len(a)} values against {len(b)}")
-    if len(a) < 2:
-        raise ValueError(f"spearman: needs at least two pairs, got {len(a)}")
-    ra, rb = ranks(a), ranks(b)
-    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
-    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb, strict=True))
-    var = sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb)
-    return cov / math.sqrt(var) if var > 0 else math.nan
 
 
 def _rho(rho: float | None) -> str:

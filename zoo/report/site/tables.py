@@ -85,30 +85,14 @@ def _cell(entry: ModelEntry, claim: Claim) -> Cell:
 
 def spearman(pairs: list[tuple[float, float]]) -> float | None:
     """Spearman's rank correlation (average ranks for ties); None under 3 pairs or a constant side."""
+    import math
+
+    from zoo.measure.ranking import spearman as rho
+
     if len(pairs) < 3:
         return None
-
-    def ranks(values: list[float]) -> list[float]:
-        order = sorted(range(len(values)), key=lambda i: values[i])
-        out = [0.0] * len(values)
-        i = 0
-        while i < len(order):
-            j = i
-            while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-                j += 1
-            for k in range(i, j + 1):
-                out[order[k]] = (i + j) / 2 + 1
-            i = j + 1
-        return out
-
-    a, b = ranks([p[0] for p in pairs]), ranks([p[1] for p in pairs])
-    n = len(pairs)
-    ma, mb = sum(a) / n, sum(b) / n
-    cov = sum((x - ma) * (y - mb) for x, y in zip(a, b, strict=True))
-    va, vb = sum((x - ma) ** 2 for x in a), sum((y - mb) ** 2 for y in b)
-    if va == 0 or vb == 0:
-        return None
-    return cov / (va * vb) ** 0.5
+    value = rho([p[0] for p in pairs], [p[1] for p in pairs])
+    return None if math.isnan(value) else value
 
 
 def paper_table(entries: list[ModelEntry]) -> PaperTable:
